@@ -1,0 +1,10 @@
+# parley_unit_test(NAME SOURCES... LIBS ...): one GoogleTest binary registered with ctest.
+function(parley_unit_test name)
+  if(NOT PARLEY_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
+endfunction()

@@ -1,0 +1,79 @@
+// What the router knows of a connected endpoint, and the registry of bound
+// client resources (GUIDE §3: sharded by bare JID, no global lock).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "xmpp/jid.hpp"
+#include "xmpp/xml.hpp"
+
+namespace parley::router {
+
+// A stream the router can hand stanzas to. Implemented by c2s sessions (and
+// later s2s and component streams). All methods are safe from any thread.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Queues a stanza for the peer. Never blocks; a session whose queue is
+  // over its limit closes itself with a stream error.
+  virtual void deliver(xml::Element stanza) = 0;
+  // Ends the stream with a stream error condition ("conflict",
+  // "system-shutdown", "policy-violation", ...), then closes.
+  virtual void close(std::string condition, std::string text = {}) = 0;
+  // Short id for logs and parleyctl.
+  virtual const std::string& id() const = 0;
+  virtual std::string remote_address() const = 0;
+  // "TLSv1.3" etc., empty when not encrypted.
+  virtual std::string tls_version() const = 0;
+};
+
+// A bound resource as the registry sees it.
+struct Resource {
+  xmpp::Jid jid;  // full JID
+  std::shared_ptr<Session> session;
+  bool available = false;   // sent available presence and not unavailable since
+  int priority = 0;         // from the last available presence
+  bool interested = false;  // requested the roster (RFC 6121 §2.1.6)
+  std::shared_ptr<const xml::Element> presence;  // last available presence broadcast
+  std::int64_t bound_at = 0;                     // unix seconds
+};
+
+class SessionRegistry {
+ public:
+  // Binds a full JID. Returns the session that held it before (the caller
+  // closes it with <conflict/>), or null.
+  std::shared_ptr<Session> bind(const xmpp::Jid& full, std::shared_ptr<Session> session);
+  // Removes the binding if it is still held by 'session'. Returns the
+  // resource's last state, or nullopt when another session took it over.
+  std::optional<Resource> unbind(const xmpp::Jid& full, const Session* session);
+
+  std::optional<Resource> find(const xmpp::Jid& full) const;
+  // All bound resources of an account.
+  std::vector<Resource> resources(const xmpp::Jid& bare) const;
+  // All bound resources of the server (parleyctl sessions).
+  std::vector<Resource> all() const;
+  std::size_t count() const;
+
+  // Records a presence broadcast: an available presence (priority from its
+  // <priority/>) or, with presence == nullptr, unavailable.
+  void set_presence(const xmpp::Jid& full, std::shared_ptr<const xml::Element> presence, int priority);
+  void set_interested(const xmpp::Jid& full, bool interested);
+
+ private:
+  struct Shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, std::vector<Resource>> by_bare;  // key: bare JID
+  };
+  static constexpr std::size_t shard_count = 64;
+  Shard& shard_for(const std::string& bare) const;
+  mutable std::array<Shard, shard_count> shards_;
+};
+
+}  // namespace parley::router

@@ -1,0 +1,84 @@
+// parley.yml (GUIDE §7): loaded and validated once at start and on SIGHUP.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace parley::server {
+
+// "FILE:LINE: reason" — every problem in the config file is reported this way.
+struct ConfigError : std::runtime_error {
+  ConfigError(const std::string& file, int line, const std::string& reason);
+  std::string file;
+  int line;
+  std::string reason;
+};
+
+enum class TlsMode {
+  starttls_required,  // "starttls" (default): STARTTLS offered and required before auth
+  starttls_optional,  // "starttls_optional": offered, not required (PLAIN stays refused without TLS)
+  direct,             // "direct": TLS from the first byte (XEP-0368), ALPN xmpp-client
+};
+
+struct ListenerConfig {
+  std::string module = "c2s";  // "c2s" (s2s and component listeners come later)
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 5222;
+  TlsMode tls = TlsMode::starttls_required;
+};
+
+struct CertificateConfig {
+  std::string domain;
+  std::string cert;  // PEM chain
+  std::string key;   // PEM key
+};
+
+struct Limits {
+  std::size_t max_stanza_size = 262144;           // bytes; policy-violation above
+  std::size_t c2s_rate = 102400;                  // bytes/s read per connection (token bucket)
+  std::size_t c2s_burst = 524288;                 // bucket size in bytes
+  std::size_t max_send_queue = 4 * 1024 * 1024;   // bytes queued to a slow reader before resource-constraint
+  std::chrono::seconds auth_timeout{60};          // connect → bound resource
+  std::chrono::seconds idle_timeout{900};         // nothing read for this long → connection-timeout
+  std::chrono::seconds keepalive_interval{120};   // whitespace sent after this long without writing
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug (shows XML), info, warn, error
+  std::string file;            // empty: stderr
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  std::vector<std::string> hosts;
+  std::vector<ListenerConfig> listeners;
+  std::vector<CertificateConfig> certificates;
+  std::string storage = "sqlite:var/parley.db";  // storage URI (storage::open)
+  // Module name → its options (a map, possibly empty), for every host;
+  // host_modules overrides the whole set for one host.
+  std::map<std::string, YAML::Node> modules;
+  std::map<std::string, std::map<std::string, YAML::Node>> host_modules;
+  Limits limits;
+  LogConfig log;
+  std::string admin_socket = "var/parleyd.sock";
+  unsigned shards = 0;   // I/O threads; 0 = one per core
+  unsigned workers = 4;  // blocking-work threads (storage)
+
+  // The modules enabled for a host.
+  const std::map<std::string, YAML::Node>& modules_for(const std::string& host) const;
+};
+
+// Reads and validates. Relative paths in the file (certificates, sqlite
+// database, admin socket, log file) are kept as written: they are relative
+// to the working directory. Unknown keys, wrong types, bad values, unknown
+// module names, a host without a certificate and duplicate listeners throw
+// ConfigError with the offending line.
+Config load_config(const std::string& path);
+
+}  // namespace parley::server

@@ -1,0 +1,133 @@
+// Storage interfaces (GUIDE §6). Every method is blocking and thread-safe:
+// callers run them on the worker pool, never on an I/O thread. Methods throw
+// storage::Error when the backend fails (a database outage); "not found" is
+// an empty optional or false, never an exception.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "xmpp/sasl.hpp"
+
+namespace parley::storage {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Users are addressed by (username, domain): username is the normalised
+// localpart, domain the normalised host.
+struct Account {
+  std::string username;
+  std::string domain;
+  sasl::ScramCredentials sha1;
+  sasl::ScramCredentials sha256;
+  std::int64_t created_at = 0;  // unix seconds
+  bool operator==(const Account&) const = default;
+};
+
+class AccountStore {
+ public:
+  virtual ~AccountStore() = default;
+  // False when the account already exists.
+  virtual bool create(const Account& account) = 0;
+  virtual std::optional<Account> find(const std::string& username, const std::string& domain) = 0;
+  // Replaces both credential sets; false when there is no such account.
+  virtual bool set_credentials(const std::string& username, const std::string& domain,
+                               const sasl::ScramCredentials& sha1,
+                               const sasl::ScramCredentials& sha256) = 0;
+  // Removes the account and everything stored for it (roster, pending
+  // subscriptions, offline messages). False when there was no such account.
+  virtual bool remove(const std::string& username, const std::string& domain) = 0;
+  // Usernames of a domain, sorted.
+  virtual std::vector<std::string> list(const std::string& domain) = 0;
+};
+
+enum class Subscription { none, to, from, both };
+
+struct RosterItem {
+  std::string jid;  // bare JID of the contact, normalised
+  std::string name;
+  Subscription subscription = Subscription::none;
+  bool ask = false;       // we sent subscribe and wait for an answer ("pending out")
+  bool approved = false;  // pre-approved inbound subscription (RFC 6121 §3.4)
+  std::vector<std::string> groups;
+  bool operator==(const RosterItem&) const = default;
+};
+
+struct Roster {
+  std::int64_t version = 0;  // the user's roster version; 0 for an empty, never-changed roster
+  std::vector<RosterItem> items;
+};
+
+// A change since some version: the item as it is now, or removed.
+struct RosterChange {
+  RosterItem item;  // for a removal only item.jid is meaningful
+  bool removed = false;
+};
+
+class RosterStore {
+ public:
+  virtual ~RosterStore() = default;
+  // owner is the user's bare JID ("alice@example.org").
+  virtual Roster get(const std::string& owner) = 0;
+  virtual std::optional<RosterItem> get_item(const std::string& owner, const std::string& jid) = 0;
+  // Inserts or replaces; returns the new roster version.
+  virtual std::int64_t put_item(const std::string& owner, const RosterItem& item) = 0;
+  // Removes; returns the new roster version, or nullopt when there was no such item.
+  virtual std::optional<std::int64_t> remove_item(const std::string& owner,
+                                                  const std::string& jid) = 0;
+  // Changes after 'since', each jid once with its latest state, or nullopt
+  // when 'since' is unknown (newer than the current version, or before what
+  // is kept): the caller then sends the whole roster.
+  virtual std::optional<std::vector<RosterChange>> changes_since(const std::string& owner,
+                                                                 std::int64_t since) = 0;
+  // The current version without loading items.
+  virtual std::int64_t version(const std::string& owner) = 0;
+
+  // Inbound subscription requests awaiting the user's answer (RFC 6121 §3.1.3),
+  // kept with the request stanza (serialised XML) to redeliver at login.
+  virtual void add_pending_in(const std::string& owner, const std::string& from,
+                              const std::string& stanza) = 0;
+  virtual bool remove_pending_in(const std::string& owner, const std::string& from) = 0;
+  struct PendingIn {
+    std::string from;
+    std::string stanza;
+  };
+  virtual std::vector<PendingIn> pending_in(const std::string& owner) = 0;
+};
+
+class OfflineStore {
+ public:
+  virtual ~OfflineStore() = default;
+  // Appends a message (serialised XML, already delay-stamped). False when the
+  // user already has 'limit' messages stored.
+  virtual bool push(const std::string& owner, const std::string& stanza, std::size_t limit) = 0;
+  // Returns the stored messages in arrival order and deletes them.
+  virtual std::vector<std::string> pop_all(const std::string& owner) = 0;
+  virtual std::size_t count(const std::string& owner) = 0;
+};
+
+// One backend: the stores share its connection(s).
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  virtual AccountStore& accounts() = 0;
+  virtual RosterStore& roster() = 0;
+  virtual OfflineStore& offline() = 0;
+  // Makes what was written durable (called at shutdown).
+  virtual void flush() = 0;
+  // "memory", "sqlite", ...
+  virtual std::string backend_name() const = 0;
+};
+
+// Opens a backend from a URI: "memory:" or "sqlite:PATH" (PATH relative to
+// the working directory; the file and its schema are created, migrations
+// applied). Throws storage::Error with a one-line reason.
+std::unique_ptr<Storage> open(const std::string& uri);
+
+}  // namespace parley::storage
