@@ -1,0 +1,354 @@
+#include "server/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace parley::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Each test runs in a fresh directory holding placeholder certificate files,
+// so relative paths in the configs resolve there.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    previous_ = fs::current_path();
+    std::string pattern = (fs::temp_directory_path() / "parley-config-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    fs::current_path(dir_);
+    write("example.crt", "certificate\n");
+    write("example.key", "key\n");
+  }
+  void TearDown() override {
+    fs::current_path(previous_);
+    fs::remove_all(dir_);
+  }
+
+  static void write(const std::string& name, const std::string& text) {
+    std::ofstream(name, std::ios::binary) << text;
+  }
+  static Config load(const std::string& text) {
+    write("parley.yml", text);
+    return load_config("parley.yml");
+  }
+
+  fs::path previous_;
+  fs::path dir_;
+};
+
+const std::string minimal_prefix =
+    "hosts: [example.org]\n"
+    "listen:\n"
+    "  - {module: c2s, address: 127.0.0.1, port: 5222, tls: starttls}\n"
+    "certificates:\n"
+    "  - {domain: example.org, cert: example.crt, key: example.key}\n";
+
+TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
+  const auto config = load(minimal_prefix);
+  EXPECT_EQ(config.path, "parley.yml");
+  EXPECT_EQ(config.hosts, std::vector<std::string>{"example.org"});
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].tls, TlsMode::starttls_required);
+  EXPECT_EQ(config.storage, "sqlite:var/parley.db");
+  EXPECT_TRUE(config.modules.empty());
+  EXPECT_EQ(config.limits.max_stanza_size, 262144u);
+  EXPECT_EQ(config.limits.idle_timeout, std::chrono::seconds(900));
+  EXPECT_EQ(config.log.level, "info");
+  EXPECT_EQ(config.admin_socket, "var/parleyd.sock");
+  EXPECT_EQ(config.workers, 4u);
+}
+
+TEST_F(ConfigTest, FullConfigRoundTrip) {
+  fs::create_directories("certs");
+  write("certs/wild.crt", "c");
+  write("certs/wild.key", "k");
+  const auto config = load(
+      "hosts:\n"
+      "  - Example.ORG\n"
+      "  - chat.example.net\n"
+      "listen:\n"
+      "  - {module: c2s, address: 127.0.0.1, port: 5222, tls: starttls}\n"
+      "  - {address: '::1', port: 5223, tls: direct}\n"
+      "  - {address: 0.0.0.0, port: 15222, tls: starttls_optional}\n"
+      "certificates:\n"
+      "  - {domain: example.org, cert: example.crt, key: example.key}\n"
+      "  - {domain: '*.example.net', cert: certs/wild.crt, key: certs/wild.key}\n"
+      "storage: memory\n"
+      "modules:\n"
+      "  roster:\n"
+      "  ping: {}\n"
+      "  offline: {max_messages: 500}\n"
+      "host_config:\n"
+      "  chat.example.net:\n"
+      "    modules:\n"
+      "      disco:\n"
+      "limits:\n"
+      "  max_stanza_size: 128KiB\n"
+      "  c2s_rate: 50000\n"
+      "  c2s_burst: 1MiB\n"
+      "  max_send_queue: 8MiB\n"
+      "  auth_timeout: 30\n"
+      "  idle_timeout: 600\n"
+      "  keepalive_interval: 60\n"
+      "log: {level: debug, file: var/parley.log}\n"
+      "admin_socket: run/admin.sock\n"
+      "shards: 2\n"
+      "workers: 3\n");
+
+  EXPECT_EQ(config.hosts, (std::vector<std::string>{"example.org", "chat.example.net"}));
+  ASSERT_EQ(config.listeners.size(), 3u);
+  EXPECT_EQ(config.listeners[0].module, "c2s");
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(config.listeners[0].port, 5222);
+  EXPECT_EQ(config.listeners[1].address, "::1");
+  EXPECT_EQ(config.listeners[1].port, 5223);
+  EXPECT_EQ(config.listeners[1].tls, TlsMode::direct);
+  EXPECT_EQ(config.listeners[2].tls, TlsMode::starttls_optional);
+  ASSERT_EQ(config.certificates.size(), 2u);
+  EXPECT_EQ(config.certificates[1].domain, "*.example.net");
+  // Relative paths stay as written: they are relative to the working directory.
+  EXPECT_EQ(config.certificates[1].cert, "certs/wild.crt");
+  EXPECT_EQ(config.certificates[1].key, "certs/wild.key");
+  EXPECT_EQ(config.storage, "memory:");
+
+  ASSERT_EQ(config.modules.size(), 3u);
+  EXPECT_TRUE(config.modules.at("roster").IsNull());
+  EXPECT_EQ(config.modules.at("offline")["max_messages"].as<int>(), 500);
+  EXPECT_EQ(config.modules_for("example.org").size(), 3u);
+  const auto& chat_modules = config.modules_for("chat.example.net");
+  ASSERT_EQ(chat_modules.size(), 1u);
+  EXPECT_TRUE(chat_modules.contains("disco"));
+
+  EXPECT_EQ(config.limits.max_stanza_size, 128u * 1024);
+  EXPECT_EQ(config.limits.c2s_rate, 50000u);
+  EXPECT_EQ(config.limits.c2s_burst, 1024u * 1024);
+  EXPECT_EQ(config.limits.max_send_queue, 8u * 1024 * 1024);
+  EXPECT_EQ(config.limits.auth_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(config.limits.idle_timeout, std::chrono::seconds(600));
+  EXPECT_EQ(config.limits.keepalive_interval, std::chrono::seconds(60));
+  EXPECT_EQ(config.log.level, "debug");
+  EXPECT_EQ(config.log.file, "var/parley.log");
+  EXPECT_EQ(config.admin_socket, "run/admin.sock");
+  EXPECT_EQ(config.shards, 2u);
+  EXPECT_EQ(config.workers, 3u);
+}
+
+TEST_F(ConfigTest, HostConfigWithEmptyModulesDisablesEveryModule) {
+  const auto config = load(minimal_prefix +
+                           "modules: {roster: , ping: }\n"
+                           "host_config:\n"
+                           "  example.org: {modules: {}}\n");
+  EXPECT_TRUE(config.modules_for("example.org").empty());
+  EXPECT_EQ(config.modules_for("other.example").size(), 2u);
+}
+
+TEST_F(ConfigTest, StorageUris) {
+  EXPECT_EQ(load(minimal_prefix + "storage: memory\n").storage, "memory:");
+  EXPECT_EQ(load(minimal_prefix + "storage: 'memory:'\n").storage, "memory:");
+  EXPECT_EQ(load(minimal_prefix + "storage: sqlite:data/parley.db\n").storage, "sqlite:data/parley.db");
+}
+
+TEST_F(ConfigTest, MissingFileReportsStrerrorWithoutLine) {
+  try {
+    load_config("does-not-exist.yml");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file, "does-not-exist.yml");
+    EXPECT_EQ(e.line, 0);
+    EXPECT_EQ(e.reason, "cannot read: No such file or directory");
+    EXPECT_STREQ(e.what(), "does-not-exist.yml: cannot read: No such file or directory");
+  }
+}
+
+TEST_F(ConfigTest, DirectoryIsNotReadableAsConfig) {
+  fs::create_directories("adir");
+  try {
+    load_config("adir");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line, 0);
+    EXPECT_EQ(e.reason, "cannot read: Is a directory");
+  }
+}
+
+TEST_F(ConfigTest, WhatHasFileLineAndReason) {
+  try {
+    load(minimal_prefix + "bogus: 1\n");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line, 6);
+    EXPECT_EQ(std::string(e.what()), "parley.yml:6: " + e.reason);
+    EXPECT_EQ(e.reason.find('\n'), std::string::npos);
+  }
+}
+
+struct BadConfig {
+  const char* name;
+  std::string text;
+  int line;
+  const char* reason;  // a fragment of the expected reason
+};
+
+void PrintTo(const BadConfig& bad, std::ostream* out) { *out << bad.name; }
+
+class BadConfigTest : public ConfigTest, public ::testing::WithParamInterface<BadConfig> {};
+
+TEST_P(BadConfigTest, IsRefusedWithLineAndReason) {
+  const auto& bad = GetParam();
+  try {
+    load(bad.text);
+    FAIL() << "accepted: " << bad.text;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line, bad.line) << e.what();
+    EXPECT_NE(e.reason.find(bad.reason), std::string::npos) << e.what();
+    EXPECT_EQ(e.reason.find('\n'), std::string::npos) << e.what();
+  }
+}
+
+const std::string listen_and_cert =
+    "listen:\n"
+    "  - {port: 5222}\n"
+    "certificates:\n"
+    "  - {domain: example.org, cert: example.crt, key: example.key}\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"empty_file", "", 1, "the file is empty"},
+        BadConfig{"top_level_list", "- a\n- b\n", 1, "top level must be a mapping"},
+        BadConfig{"yaml_syntax", minimal_prefix + "modules: {roster: [\n", 7, "YAML syntax error"},
+        BadConfig{"unknown_top_key", minimal_prefix + "storag: memory\n", 6,
+                  "unknown key 'storag' at top level (expected: hosts, listen, certificates"},
+        BadConfig{"duplicate_top_key", minimal_prefix + "storage: memory\nstorage: 'memory:'\n", 7,
+                  "duplicate key 'storage'"},
+        BadConfig{"missing_hosts", listen_and_cert, 1, "missing required key 'hosts'"},
+        BadConfig{"missing_listen",
+                  "hosts: [example.org]\n"
+                  "certificates:\n"
+                  "  - {domain: example.org, cert: example.crt, key: example.key}\n",
+                  1, "missing required key 'listen'"},
+        BadConfig{"hosts_empty", "hosts: []\n" + listen_and_cert, 1, "hosts must be a non-empty list"},
+        BadConfig{"hosts_scalar", "hosts: example.org\n" + listen_and_cert, 1, "hosts must be a non-empty list"},
+        BadConfig{"host_invalid", "hosts:\n  - example.org\n  - 'bad@host'\n" + listen_and_cert, 3,
+                  "invalid host name 'bad@host'"},
+        BadConfig{"host_duplicate_after_nameprep", "hosts:\n  - example.org\n  - EXAMPLE.org\n" + listen_and_cert, 3,
+                  "duplicate host 'example.org'"},
+        BadConfig{"host_without_certificate", "hosts:\n  - example.org\n  - other.example\n" + listen_and_cert, 3,
+                  "host 'other.example' has no certificate"},
+        BadConfig{"wildcard_covers_one_label_only",
+                  "hosts: [a.b.example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - {domain: '*.example.org', cert: example.crt, key: example.key}\n",
+                  1, "or '*.b.example.org'"},
+        BadConfig{"listen_not_list", "hosts: [example.org]\nlisten: {port: 5222}\n", 2,
+                  "listen must be a non-empty list"},
+        BadConfig{"listener_unknown_key",
+                  "hosts: [example.org]\n"
+                  "listen:\n"
+                  "  - port: 5222\n"
+                  "    bind: 127.0.0.1\n",
+                  4, "unknown key 'bind' in listen[0] (expected: module, address, port, tls)"},
+        BadConfig{"listener_port_range", "hosts: [example.org]\nlisten:\n  - {port: 70000}\n", 3,
+                  "port must be an integer 1-65535"},
+        BadConfig{"listener_port_text", "hosts: [example.org]\nlisten:\n  - port: http\n", 3,
+                  "port must be an integer 1-65535"},
+        BadConfig{"listener_port_negative", "hosts: [example.org]\nlisten:\n  - port: -1\n", 3,
+                  "port must be an integer 1-65535"},
+        BadConfig{"listener_port_list", "hosts: [example.org]\nlisten:\n  - port: [1]\n", 3,
+                  "port must be an integer 1-65535"},
+        BadConfig{"listener_tls", "hosts: [example.org]\nlisten:\n  - {port: 5222, tls: yes}\n", 3,
+                  "tls must be one of: starttls, starttls_optional, direct"},
+        BadConfig{"listener_address", "hosts: [example.org]\nlisten:\n  - {address: localhost}\n", 3,
+                  "address must be an IPv4 or IPv6 address"},
+        BadConfig{"listener_module", "hosts: [example.org]\nlisten:\n  - {module: s3s}\n", 3,
+                  "unsupported listener module 's3s' (expected: c2s)"},
+        BadConfig{"listener_duplicate",
+                  "hosts: [example.org]\n"
+                  "listen:\n"
+                  "  - {address: '::1', port: 5222}\n"
+                  "  - {address: '0:0::1', port: 5222, tls: direct}\n",
+                  4, "duplicate listener [::1]:5222"},
+        BadConfig{"certificate_unknown_key",
+                  "hosts: [example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - {domain: example.org, cert: example.crt, key: example.key, chain: x}\n",
+                  4, "unknown key 'chain' in certificates[0] (expected: domain, cert, key)"},
+        BadConfig{"certificate_missing_key",
+                  "hosts: [example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - {domain: example.org, cert: example.crt}\n",
+                  4, "missing required key 'key' in certificates[0]"},
+        BadConfig{"certificate_file_missing",
+                  "hosts: [example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - domain: example.org\n"
+                  "    cert: missing.crt\n"
+                  "    key: example.key\n",
+                  5, "cannot read cert file 'missing.crt': No such file or directory"},
+        BadConfig{"certificate_is_directory",
+                  "hosts: [example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - domain: example.org\n"
+                  "    cert: example.crt\n"
+                  "    key: .\n",
+                  6, "key file '.' is not a regular file"},
+        BadConfig{"certificate_duplicate",
+                  "hosts: [example.org]\n"
+                  "listen: [{port: 5222}]\n"
+                  "certificates:\n"
+                  "  - {domain: example.org, cert: example.crt, key: example.key}\n"
+                  "  - {domain: Example.org, cert: example.crt, key: example.key}\n",
+                  5, "duplicate certificate for 'example.org'"},
+        BadConfig{"storage_mysql", minimal_prefix + "storage: mysql://db/parley\n", 6,
+                  "unsupported storage 'mysql://db/parley' (expected: memory or sqlite:PATH)"},
+        BadConfig{"storage_sqlite_without_path", minimal_prefix + "storage: 'sqlite:'\n", 6,
+                  "needs a database path"},
+        BadConfig{"module_unknown", minimal_prefix + "modules:\n  roster:\n  rooster: {}\n", 8,
+                  "unknown module 'rooster' in modules (known: roster, presence, "},
+        BadConfig{"module_options_scalar", minimal_prefix + "modules:\n  ping: true\n", 7,
+                  "options of module 'ping' must be a mapping"},
+        BadConfig{"modules_list", minimal_prefix + "modules: [roster, ping]\n", 6,
+                  "modules must be a mapping of module name to its options"},
+        BadConfig{"host_config_unknown_host", minimal_prefix + "host_config:\n  other.example: {modules: {}}\n", 7,
+                  "host_config names 'other.example', which is not in hosts"},
+        BadConfig{"host_config_unknown_key", minimal_prefix + "host_config:\n  example.org: {moduls: {}}\n", 7,
+                  "unknown key 'moduls' in host_config.example.org (expected: modules)"},
+        BadConfig{"host_config_unknown_module",
+                  minimal_prefix + "host_config:\n  example.org:\n    modules:\n      mucc:\n", 9,
+                  "unknown module 'mucc' in host_config.example.org.modules"},
+        BadConfig{"limits_unknown_key", minimal_prefix + "limits:\n  max_stanza: 10\n", 7,
+                  "unknown key 'max_stanza' in limits (expected: max_stanza_size, c2s_rate"},
+        BadConfig{"limits_stanza_too_small", minimal_prefix + "limits:\n  max_stanza_size: 9999\n", 7,
+                  "max_stanza_size must be a positive integer of at least 10000 bytes"},
+        BadConfig{"limits_bad_suffix", minimal_prefix + "limits:\n  max_stanza_size: 4GB\n", 7,
+                  "optionally with a KiB or MiB suffix"},
+        BadConfig{"limits_zero_rate", minimal_prefix + "limits:\n  c2s_rate: 0\n", 7, "c2s_rate must be"},
+        BadConfig{"limits_queue_below_stanza", minimal_prefix + "limits:\n  max_send_queue: 64KiB\n", 7,
+                  "max_send_queue (65536) must be at least max_stanza_size (262144)"},
+        BadConfig{"limits_timeout_zero", minimal_prefix + "limits:\n  idle_timeout: 0\n", 7,
+                  "idle_timeout must be a number of seconds 1-86400"},
+        BadConfig{"limits_timeout_with_unit", minimal_prefix + "limits:\n  auth_timeout: 60s\n", 7,
+                  "auth_timeout must be a number of seconds 1-3600"},
+        BadConfig{"log_level", minimal_prefix + "log:\n  level: verbose\n", 7,
+                  "log level must be one of: trace, debug, info, warn, error (got 'verbose')"},
+        BadConfig{"log_unknown_key", minimal_prefix + "log:\n  level: info\n  path: x.log\n", 8,
+                  "unknown key 'path' in log (expected: level, file)"},
+        BadConfig{"admin_socket_too_long", minimal_prefix + "admin_socket: " + std::string(120, 'a') + "\n", 6,
+                  "admin_socket path is too long for a unix socket"},
+        BadConfig{"workers_zero", minimal_prefix + "workers: 0\n", 6, "workers must be an integer 1-1024"},
+        BadConfig{"shards_negative", minimal_prefix + "shards: -2\n", 6, "shards must be an integer 0-1024"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace parley::server
