@@ -74,11 +74,19 @@ class ScramServer {
   std::variant<ClientFirst, Failure> client_first(std::string_view message);
   // Builds server-first-message. With credentials == nullopt (unknown user)
   // a plausible fake challenge is produced so the exchange fails only at the end.
+  // Called out of order it returns an empty string and the exchange fails.
   std::string server_first(const std::optional<ScramCredentials>& credentials);
   // Verifies client-final-message; returns server-final-message ("v=...").
   std::variant<std::string, Failure> client_final(std::string_view message);
 
+  // For tests only (RFC test vectors): the server nonce part server_first uses
+  // instead of a random one.
+  void set_server_nonce_for_testing(std::string server_nonce);
+
  private:
+  enum class Step { client_first, server_first, client_final, done };
+  Step step_ = Step::client_first;
+  std::string server_nonce_for_testing_;
   Hash hash_;
   bool plus_;
   ChannelBindingProvider channel_binding_;
@@ -94,8 +102,8 @@ class ScramServer {
 
 struct PlainCredentials {
   std::string authzid;
-  std::string username;
-  std::string password;
+  std::string username;  // SASLprep'd
+  std::string password;  // as sent: verify_password prepares it
 };
 std::variant<PlainCredentials, Failure> parse_plain(std::string_view message);
 
