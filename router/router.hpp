@@ -153,11 +153,13 @@ class Router {
   Task<void> bounce(const xml::Element& stanza, std::string_view condition, std::string_view text = {});
 
  private:
+  Task<void> dispatch(StanzaEvent& ev);
   Task<void> deliver_local(StanzaEvent& ev, Host& host);
   Task<void> deliver_message(StanzaEvent& ev, Host& host);
-  Task<void> deliver_presence(StanzaEvent& ev);
+  void deliver_presence(StanzaEvent& ev);
   Task<void> deliver_iq(StanzaEvent& ev, Host& host);
-  void deliver_to(const Resource& resource, xml::Element stanza);
+  // Runs an IQ handler; a handler that throws is answered with internal-server-error.
+  Task<xml::Element> call_iq_handler(const IqHandler& handler, StanzaEvent& ev);
 
   std::map<std::string, std::unique_ptr<Host>, std::less<>> hosts_;
   SessionRegistry sessions_;

@@ -1,0 +1,121 @@
+#include "router/session.hpp"
+
+#include <chrono>
+#include <functional>
+
+namespace parley::router {
+
+namespace {
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <class Map>
+auto* find_resource(Map& by_bare, const std::string& bare, const xmpp::Jid& full) {
+  using ResourcePtr = decltype(&by_bare.begin()->second.front());
+  auto found = by_bare.find(bare);
+  if (found == by_bare.end()) return ResourcePtr{nullptr};
+  for (auto& resource : found->second) {
+    if (resource.jid == full) return &resource;
+  }
+  return ResourcePtr{nullptr};
+}
+
+}  // namespace
+
+SessionRegistry::Shard& SessionRegistry::shard_for(const std::string& bare) const {
+  return shards_[std::hash<std::string>()(bare) % shard_count];
+}
+
+std::shared_ptr<Session> SessionRegistry::bind(const xmpp::Jid& full, std::shared_ptr<Session> session) {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  Resource fresh{full, std::move(session), false, 0, false, nullptr, now_seconds()};
+  if (Resource* existing = find_resource(shard.by_bare, bare, full)) {
+    auto replaced = std::move(existing->session);
+    *existing = std::move(fresh);
+    return replaced;
+  }
+  shard.by_bare[bare].push_back(std::move(fresh));
+  return nullptr;
+}
+
+std::optional<Resource> SessionRegistry::unbind(const xmpp::Jid& full, const Session* session) {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  auto found = shard.by_bare.find(bare);
+  if (found == shard.by_bare.end()) return std::nullopt;
+  auto& resources = found->second;
+  for (auto it = resources.begin(); it != resources.end(); ++it) {
+    if (it->jid == full && it->session.get() == session) {
+      Resource last = std::move(*it);
+      resources.erase(it);
+      if (resources.empty()) shard.by_bare.erase(found);
+      return last;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Resource> SessionRegistry::find(const xmpp::Jid& full) const {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  if (const Resource* resource = find_resource(shard.by_bare, bare, full)) return *resource;
+  return std::nullopt;
+}
+
+std::vector<Resource> SessionRegistry::resources(const xmpp::Jid& bare) const {
+  const std::string key = bare.bare_str();
+  Shard& shard = shard_for(key);
+  std::lock_guard lock(shard.mutex);
+  auto found = shard.by_bare.find(key);
+  if (found == shard.by_bare.end()) return {};
+  return found->second;
+}
+
+std::vector<Resource> SessionRegistry::all() const {
+  std::vector<Resource> result;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    for (const auto& [bare, resources] : shard.by_bare) {
+      result.insert(result.end(), resources.begin(), resources.end());
+    }
+  }
+  return result;
+}
+
+std::size_t SessionRegistry::count() const {
+  std::size_t total = 0;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    for (const auto& [bare, resources] : shard.by_bare) total += resources.size();
+  }
+  return total;
+}
+
+void SessionRegistry::set_presence(const xmpp::Jid& full, std::shared_ptr<const xml::Element> presence,
+                                   int priority) {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  if (Resource* resource = find_resource(shard.by_bare, bare, full)) {
+    resource->available = presence != nullptr;
+    resource->priority = presence ? priority : 0;
+    resource->presence = std::move(presence);
+  }
+}
+
+void SessionRegistry::set_interested(const xmpp::Jid& full, bool interested) {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  if (Resource* resource = find_resource(shard.by_bare, bare, full)) resource->interested = interested;
+}
+
+}  // namespace parley::router

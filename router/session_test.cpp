@@ -1,0 +1,53 @@
+#include "router/session.hpp"
+
+#include <gtest/gtest.h>
+
+#include "router/testing.hpp"
+
+namespace parley::router {
+namespace {
+
+xmpp::Jid jid(std::string_view text) { return *xmpp::Jid::parse(text); }
+
+TEST(SessionRegistry, BindReplacesTheSameFullJidAndReturnsTheOldSession) {
+  SessionRegistry registry;
+  auto first = std::make_shared<testing::RecordingSession>("one");
+  auto second = std::make_shared<testing::RecordingSession>("two");
+  EXPECT_EQ(registry.bind(jid("a@h/r"), first), nullptr);
+  EXPECT_EQ(registry.bind(jid("a@h/r"), second), first);
+  ASSERT_EQ(registry.resources(jid("a@h")).size(), 1u);
+  EXPECT_EQ(registry.find(jid("a@h/r"))->session, second);
+}
+
+TEST(SessionRegistry, UnbindOnlyRemovesTheSessionThatHoldsTheJid) {
+  SessionRegistry registry;
+  auto first = std::make_shared<testing::RecordingSession>("one");
+  auto second = std::make_shared<testing::RecordingSession>("two");
+  registry.bind(jid("a@h/r"), first);
+  registry.bind(jid("a@h/r"), second);
+  EXPECT_FALSE(registry.unbind(jid("a@h/r"), first.get()));
+  EXPECT_TRUE(registry.unbind(jid("a@h/r"), second.get()));
+  EXPECT_EQ(registry.count(), 0u);
+}
+
+TEST(SessionRegistry, PresenceStateIsKeptPerResource) {
+  SessionRegistry registry;
+  registry.bind(jid("a@h/one"), std::make_shared<testing::RecordingSession>());
+  registry.bind(jid("a@h/two"), std::make_shared<testing::RecordingSession>());
+  auto presence = std::make_shared<const xml::Element>("presence");
+  registry.set_presence(jid("a@h/one"), presence, 7);
+  registry.set_interested(jid("a@h/two"), true);
+  auto one = registry.find(jid("a@h/one"));
+  auto two = registry.find(jid("a@h/two"));
+  EXPECT_TRUE(one->available);
+  EXPECT_EQ(one->priority, 7);
+  EXPECT_FALSE(one->interested);
+  EXPECT_FALSE(two->available);
+  EXPECT_TRUE(two->interested);
+  registry.set_presence(jid("a@h/one"), nullptr, 7);
+  EXPECT_FALSE(registry.find(jid("a@h/one"))->available);
+  EXPECT_EQ(registry.all().size(), 2u);
+}
+
+}  // namespace
+}  // namespace parley::router
