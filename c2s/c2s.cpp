@@ -1,0 +1,633 @@
+#include "c2s/c2s.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <mutex>
+#include <unordered_set>
+
+#include "c2s/sasl_session.hpp"
+#include "xmpp/errors.hpp"
+#include "xmpp/jid.hpp"
+#include "xmpp/sasl.hpp"
+#include "xmpp/stream_parser.hpp"
+
+namespace parley::c2s {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using router::Task;
+
+namespace {
+
+constexpr std::string_view ns_tls = "urn:ietf:params:xml:ns:xmpp-tls";
+constexpr std::string_view ns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+constexpr std::string_view ns_bind = "urn:ietf:params:xml:ns:xmpp-bind";
+constexpr std::string_view ns_session = "urn:ietf:params:xml:ns:xmpp-session";
+constexpr std::string_view ns_register_feature = "http://jabber.org/features/iq-register";
+constexpr std::string_view ns_register = "jabber:iq:register";
+constexpr int max_auth_failures = 3;
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+bool is_stanza(const xml::Element& element) {
+  return element.ns() == xml::ns_client &&
+         (element.name() == "message" || element.name() == "presence" || element.name() == "iq");
+}
+
+std::string endpoint_text(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+class ClientSession;
+
+struct Listener::State {
+  std::vector<asio::io_context*> shards;
+  tcp::acceptor acceptor;
+  Settings settings;
+  Services services;
+  std::atomic<std::size_t> next_shard{0};
+  std::atomic<std::uint64_t> next_id{0};
+  mutable std::mutex sessions_mutex;
+  std::unordered_set<std::shared_ptr<ClientSession>> sessions;
+
+  State(std::vector<asio::io_context*> shard_list, Settings s, Services svc)
+      : shards(std::move(shard_list)), acceptor(*shards.front()), settings(s), services(svc) {}
+
+  Task<void> accept_loop(std::shared_ptr<State> self);
+  void forget(const std::shared_ptr<ClientSession>& session) {
+    std::lock_guard lock(sessions_mutex);
+    sessions.erase(session);
+  }
+};
+
+// One client connection. Lives on one shard: every member is touched only
+// from that shard's thread, except deliver() and close() which post to it.
+class ClientSession : public router::Session, public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(tcp::socket socket, std::shared_ptr<Listener::State> listener, std::string id)
+      : executor_(socket.get_executor()),
+        socket_(std::move(socket)),
+        listener_(std::move(listener)),
+        settings_(listener_->settings),
+        services_(listener_->services),
+        id_(std::move(id)),
+        remote_(endpoint_text(socket_)),
+        parser_(std::string(xml::ns_client), settings_.max_stanza_size),
+        wake_writer_(executor_),
+        drained_(executor_),
+        watchdog_(executor_),
+        throttle_(executor_),
+        tokens_(static_cast<double>(settings_.burst)) {}
+
+  void start() {
+    auto self = shared_from_this();
+    asio::co_spawn(executor_, self->read_loop(), asio::detached);
+    asio::co_spawn(executor_, self->write_loop(), asio::detached);
+    asio::co_spawn(executor_, self->watchdog_loop(), asio::detached);
+  }
+
+  void deliver(xml::Element stanza) override {
+    asio::post(executor_, [self = shared_from_this(), stanza = std::move(stanza)]() {
+      if (self->state_ != State::closed) self->send(stanza);
+    });
+  }
+
+  void close(std::string condition, std::string text) override {
+    asio::post(executor_, [self = shared_from_this(), condition = std::move(condition), text = std::move(text)]() {
+      self->end_stream(condition, text);
+    });
+  }
+
+  const std::string& id() const override { return id_; }
+  std::string remote_address() const override { return remote_; }
+  std::string tls_version() const override {
+    std::lock_guard lock(tls_info_mutex_);
+    return tls_version_;
+  }
+
+ private:
+  enum class State { connected, encrypted, authenticated, bound, closed };
+
+  // --- output -------------------------------------------------------------
+
+  void send_raw(std::string data) {
+    if (closing_) return;
+    queued_bytes_ += data.size();
+    if (queued_bytes_ > settings_.max_send_queue) {
+      spdlog::warn("c2s {} {}: send queue over {} bytes, closing", id_, remote_, settings_.max_send_queue);
+      end_stream("resource-constraint", "too many stanzas queued for a slow reader");
+      return;
+    }
+    out_.push_back(std::move(data));
+    wake_writer_.cancel();
+  }
+
+  void send(const xml::Element& element) {
+    std::string data = xml::serialize(element);
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("c2s {} out: {}", id_, data);
+    send_raw(std::move(data));
+  }
+
+  // Sends a stream error and the closing tag, then closes once written.
+  void end_stream(std::string_view condition, std::string_view text = {}) {
+    if (closing_ || state_ == State::closed) return;
+    spdlog::info("c2s {} {}{}: closing stream: {}{}{}", id_, remote_, jid_.empty() ? "" : " " + jid_.str(),
+                 condition, text.empty() ? "" : " - ", text);
+    std::string data;
+    if (!header_sent_) data = header();
+    if (!condition.empty()) xml::serialize_to(data, xmpp::stream_error(condition, text));
+    data += xml::stream_footer;
+    send_raw(std::move(data));
+    closing_ = true;
+    close_deadline_ = Clock::now() + std::chrono::seconds(5);
+    wake_writer_.cancel();
+    watchdog_.cancel();
+  }
+
+  void close_socket() {
+    boost::system::error_code ec;
+    socket_ref().shutdown(tcp::socket::shutdown_both, ec);
+    socket_ref().close(ec);
+    throttle_.cancel();
+    wake_writer_.cancel();
+    drained_.cancel();
+    watchdog_.cancel();
+  }
+
+  tcp::socket& socket_ref() { return tls_ ? tls_->next_layer() : socket_; }
+
+  Task<void> write_loop() {
+    auto self = shared_from_this();
+    std::string batch;
+    try {
+      for (;;) {
+        while (out_.empty() && !closing_ && state_ != State::closed) {
+          boost::system::error_code ec;
+          wake_writer_.expires_at(Clock::time_point::max());
+          co_await wake_writer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (out_.empty()) break;
+        // One write for everything queued: fewer syscalls and TLS records.
+        batch.clear();
+        for (auto& chunk : out_) batch += chunk;
+        out_.clear();
+        writing_ = true;
+        if (tls_) {
+          co_await asio::async_write(*tls_, asio::buffer(batch), asio::use_awaitable);
+        } else {
+          co_await asio::async_write(socket_, asio::buffer(batch), asio::use_awaitable);
+        }
+        writing_ = false;
+        queued_bytes_ -= batch.size();
+        last_write_ = Clock::now();
+        if (out_.empty()) drained_.cancel();
+        if (batch.capacity() > 65536) batch = std::string();
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("c2s {}: write failed: {}", id_, e.what());
+    }
+    writing_ = false;
+    out_.clear();
+    state_ = State::closed;
+    close_socket();
+  }
+
+  // Waits until everything queued has been written (before a TLS handshake).
+  Task<void> drain() {
+    while ((!out_.empty() || writing_) && state_ != State::closed) {
+      boost::system::error_code ec;
+      drained_.expires_at(Clock::time_point::max());
+      co_await drained_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // --- input --------------------------------------------------------------
+
+  Task<std::size_t> read_some(asio::mutable_buffer buffer) {
+    if (tls_) co_return co_await tls_->async_read_some(buffer, asio::use_awaitable);
+    co_return co_await socket_.async_read_some(buffer, asio::use_awaitable);
+  }
+
+  // Token bucket: sleeping before the next read slows the peer through TCP
+  // flow control instead of buffering its excess.
+  Task<void> shape(std::size_t bytes) {
+    const auto now = Clock::now();
+    const double elapsed = std::chrono::duration<double>(now - last_refill_).count();
+    last_refill_ = now;
+    tokens_ = std::min(static_cast<double>(settings_.burst), tokens_ + elapsed * static_cast<double>(settings_.rate));
+    tokens_ -= static_cast<double>(bytes);
+    if (tokens_ >= 0) co_return;
+    const auto wait = std::chrono::duration<double>(-tokens_ / static_cast<double>(settings_.rate));
+    throttle_.expires_after(std::chrono::duration_cast<Clock::duration>(wait));
+    boost::system::error_code ec;
+    co_await throttle_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  Task<void> read_loop() {
+    auto self = shared_from_this();
+    spdlog::info("c2s {} {}: connected{}", id_, remote_, settings_.direct_tls ? " (direct TLS)" : "");
+    try {
+      if (settings_.direct_tls && !co_await start_tls()) {
+        co_await finish();
+        co_return;
+      }
+      std::array<char, 8192> buffer;
+      while (!closing_ && state_ != State::closed) {
+        const std::size_t n = co_await read_some(asio::buffer(buffer));
+        last_read_ = Clock::now();
+        std::string_view chunk(buffer.data(), n);
+        if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("c2s {} in: {}", id_, chunk);
+        auto result = parser_.feed(chunk);
+        for (auto& event : result.events) {
+          if (closing_) break;
+          co_await handle(event);
+        }
+        if (!result.error.empty() && !closing_) end_stream(result.error);
+        if (!closing_) co_await shape(n);
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("c2s {}: read ended: {}", id_, e.what());
+    }
+    co_await finish();
+  }
+
+  Task<void> finish() {
+    if (!closing_) {
+      closing_ = true;
+      close_deadline_ = Clock::now();
+    }
+    wake_writer_.cancel();
+    watchdog_.cancel();
+    if (state_ == State::bound) {
+      state_ = State::closed;
+      co_await services_.router.session_closed(jid_, this);
+    }
+    state_ = State::closed;
+    spdlog::info("c2s {} {}{}: disconnected", id_, remote_, jid_.empty() ? "" : " " + jid_.str());
+    listener_->forget(shared_from_this());
+  }
+
+  Task<void> handle(xml::StreamEvent& event) {
+    if (auto* open = std::get_if<xml::StreamOpen>(&event)) {
+      co_await on_stream_open(open->header);
+    } else if (auto* element = std::get_if<xml::StreamElement>(&event)) {
+      co_await on_element(std::move(*element));
+    } else {
+      spdlog::debug("c2s {}: peer closed its stream", id_);
+      end_stream({});
+    }
+  }
+
+  std::string header() {
+    header_sent_ = true;
+    std::vector<xml::Attribute> attrs{{"id", stream_id_}, {"version", "1.0"}, {"xml:lang", "en"}};
+    if (!host_.empty()) attrs.insert(attrs.begin(), {"from", host_});
+    if (!peer_jid_.empty()) attrs.push_back({"to", peer_jid_});
+    return xml::stream_header(xml::ns_client, attrs);
+  }
+
+  Task<void> on_stream_open(const xml::Element& open) {
+    stream_id_ = hex(sasl::random_bytes(12));
+    const std::string previous_host = host_;
+    auto to = xmpp::Jid::parse(open.attr("to"));
+    peer_jid_.clear();
+    if (auto from = xmpp::Jid::parse(open.attr("from")); from && !from->is_domain()) peer_jid_ = from->bare_str();
+    if (!to || !to->is_domain() || !services_.router.is_local(to->domain())) {
+      end_stream("host-unknown", "this server does not serve that domain");
+      co_return;
+    }
+    if (!previous_host.empty() && previous_host != to->domain()) {
+      end_stream("host-unknown", "the stream restarted for another domain");
+      co_return;
+    }
+    host_ = to->domain();
+    if (open.attr("version") != "1.0") {
+      end_stream("unsupported-version");
+      co_return;
+    }
+    std::string data = header();
+    xml::serialize_to(data, features());
+    send_raw(std::move(data));
+  }
+
+  bool registration_open() const {
+    const auto* host = services_.router.host(host_);
+    if (!host) return false;
+    const auto features = host->disco_features();
+    return std::find(features.begin(), features.end(), ns_register) != features.end();
+  }
+
+  xml::Element features() {
+    xml::Element features("features", std::string(xml::ns_streams));
+    if (state_ == State::connected) {
+      auto& starttls = features.add_child("starttls", std::string(ns_tls));
+      if (settings_.tls_required) starttls.add_child("required", std::string(ns_tls));
+    }
+    if (state_ == State::connected || state_ == State::encrypted) {
+      if (!(state_ == State::connected && settings_.tls_required)) {
+        features.add_child(sasl_.mechanisms(tls_ != nullptr));
+        if (tls_) features.add_child(sasl_.channel_binding_types());
+      }
+      if (registration_open() && (tls_ || !settings_.tls_required)) {
+        features.add_child("register", std::string(ns_register_feature));
+      }
+    } else if (state_ == State::authenticated) {
+      features.add_child("bind", std::string(ns_bind));
+      features.add_child("session", std::string(ns_session)).add_child("optional", std::string(ns_session));
+      features.add_child("ver", "urn:xmpp:features:rosterver");
+      features.add_child("sub", "urn:xmpp:features:pre-approval");
+    }
+    return features;
+  }
+
+  Task<void> on_element(xml::Element element) {
+    switch (state_) {
+      case State::connected:
+        if (element.is("starttls", ns_tls)) {
+          co_await on_starttls();
+          co_return;
+        }
+        [[fallthrough]];
+      case State::encrypted:
+        if (element.ns() == ns_sasl) {
+          co_await on_sasl(std::move(element));
+        } else if (element.name() == "iq" && is_stanza(element) && element.child("query", ns_register)) {
+          if (settings_.tls_required && !tls_) {
+            end_stream("policy-violation", "use STARTTLS before registering");
+          } else {
+            co_await services_.router.process_unauthenticated_iq(std::move(element), host_, shared_from_this());
+          }
+        } else {
+          end_stream("not-authorized", "authenticate first");
+        }
+        co_return;
+      case State::authenticated:
+        if (element.name() == "iq" && is_stanza(element)) {
+          co_await on_pre_bind_iq(std::move(element));
+        } else {
+          end_stream("not-authorized", "bind a resource first");
+        }
+        co_return;
+      case State::bound:
+        co_await on_bound_element(std::move(element));
+        co_return;
+      case State::closed:
+        co_return;
+    }
+  }
+
+  Task<bool> start_tls() {
+    auto context = services_.certificates.context_for(host_);
+    if (!context) {
+      end_stream("internal-server-error", "no certificate");
+      co_return false;
+    }
+    tls_context_ = context;
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), *tls_context_);
+    try {
+      co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+    } catch (const std::exception& e) {
+      spdlog::info("c2s {} {}: TLS handshake failed: {}", id_, remote_, e.what());
+      state_ = State::closed;
+      close_socket();
+      co_return false;
+    }
+    {
+      std::lock_guard lock(tls_info_mutex_);
+      tls_version_ = tls::version(tls_->native_handle());
+    }
+    spdlog::debug("c2s {}: TLS established ({}, {})", id_, tls_version_, tls::cipher(tls_->native_handle()));
+    state_ = State::encrypted;
+    parser_.reset();
+    sasl_.set_channel_binding([this](std::string_view type) {
+      return tls::channel_binding(tls_->native_handle(), type, true);
+    });
+    co_return true;
+  }
+
+  Task<void> on_starttls() {
+    send_raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    co_await drain();
+    if (state_ == State::closed) co_return;
+    co_await start_tls();
+  }
+
+  Task<void> on_sasl(xml::Element element) {
+    if (!tls_ && settings_.tls_required) {
+      send_raw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>");
+      co_return;
+    }
+    auto outcome = co_await sasl_.step(element, SaslSession::Context{host_, tls_ != nullptr, services_});
+    send(outcome.reply);
+    if (outcome.username) {
+      jid_ = *xmpp::Jid::from_parts(*outcome.username, host_);
+      spdlog::info("c2s {} {}: authenticated as {} ({})", id_, remote_, jid_.bare_str(), sasl_.mechanism());
+      state_ = State::authenticated;
+      parser_.reset();
+    } else if (outcome.failed && ++auth_failures_ >= max_auth_failures) {
+      end_stream("policy-violation", "too many failed authentication attempts");
+    }
+  }
+
+  Task<void> on_pre_bind_iq(xml::Element iq) {
+    const xml::Element* bind = iq.child("bind", ns_bind);
+    if (iq.attr("type") != "set" || !bind) {
+      auto error = xmpp::stanza_error(iq, "not-authorized");
+      send(error);
+      co_return;
+    }
+    std::string resource = bind->child_text("resource", ns_bind);
+    std::optional<xmpp::Jid> full;
+    if (resource.empty()) {
+      full = jid_.with_resource("parley-" + hex(sasl::random_bytes(6)));
+    } else {
+      full = jid_.with_resource(resource);
+      if (!full) {
+        send(xmpp::stanza_error(iq, "bad-request", "invalid resource"));
+        co_return;
+      }
+    }
+    jid_ = *full;
+    if (auto replaced = services_.router.sessions().bind(jid_, shared_from_this())) {
+      replaced->close("conflict", "replaced by a new connection for the same resource");
+    }
+    state_ = State::bound;
+    spdlog::info("c2s {} {}: bound {}", id_, remote_, jid_.str());
+    xml::Element result("iq");
+    result.set_attr("type", "result").set_attr("id", std::string(iq.attr("id")));
+    result.add_child("bind", std::string(ns_bind)).add_child("jid", std::string(ns_bind)).add_text(jid_.str());
+    send(result);
+    co_await services_.router.session_bound(jid_, shared_from_this());
+  }
+
+  Task<void> on_bound_element(xml::Element element) {
+    if (!is_stanza(element)) {
+      end_stream("unsupported-stanza-type");
+      co_return;
+    }
+    if (const std::string* from = element.find_attr("from")) {
+      auto claimed = xmpp::Jid::parse(*from);
+      if (!claimed || !(*claimed == jid_ || *claimed == jid_.bare())) {
+        end_stream("invalid-from", "'from' must be your own address");
+        co_return;
+      }
+    }
+    if (element.name() == "iq" && element.child("session", ns_session) && element.attr("type") == "set") {
+      send(xmpp::iq_result(element));
+      co_return;
+    }
+    co_await services_.router.process_from_client(std::move(element), jid_, shared_from_this());
+  }
+
+  // --- timers -------------------------------------------------------------
+
+  Task<void> watchdog_loop() {
+    auto self = shared_from_this();
+    const auto started = Clock::now();
+    while (state_ != State::closed || writing_) {
+      const auto now = Clock::now();
+      if (closing_) {
+        if (now >= close_deadline_) {
+          state_ = State::closed;
+          close_socket();
+          break;
+        }
+      } else if (state_ != State::bound && now - started >= settings_.auth_timeout) {
+        end_stream("connection-timeout", "authentication took too long");
+        continue;
+      } else if (now - last_read_ >= settings_.idle_timeout) {
+        end_stream("connection-timeout", "idle for too long");
+        continue;
+      } else if (header_sent_ && out_.empty() && !writing_ && now - last_write_ >= settings_.keepalive_interval) {
+        send_raw(" ");
+      }
+      auto next = closing_ ? close_deadline_
+                           : std::min({last_read_ + settings_.idle_timeout, last_write_ + settings_.keepalive_interval,
+                                       state_ == State::bound ? Clock::time_point::max() : started + settings_.auth_timeout});
+      watchdog_.expires_at(std::max(next, now + std::chrono::milliseconds(10)));
+      boost::system::error_code ec;
+      co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  asio::any_io_executor executor_;
+  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::shared_ptr<Listener::State> listener_;
+  const Settings& settings_;
+  Services& services_;
+  std::string id_;
+  std::string remote_;
+  xml::StreamParser parser_;
+  SaslSession sasl_;
+
+  State state_ = State::connected;
+  std::string stream_id_;
+  std::string host_;
+  std::string peer_jid_;
+  xmpp::Jid jid_;
+  int auth_failures_ = 0;
+  bool header_sent_ = false;
+  bool closing_ = false;
+  Clock::time_point close_deadline_{};
+
+  std::deque<std::string> out_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  asio::steady_timer wake_writer_;
+  asio::steady_timer drained_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer throttle_;
+  Clock::time_point last_read_ = Clock::now();
+  Clock::time_point last_write_ = Clock::now();
+  Clock::time_point last_refill_ = Clock::now();
+  double tokens_;
+
+  mutable std::mutex tls_info_mutex_;
+  std::string tls_version_;
+};
+
+Task<void> Listener::State::accept_loop(std::shared_ptr<State> self) {
+  for (;;) {
+    asio::io_context& shard = *shards[next_shard++ % shards.size()];
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(shard, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      spdlog::warn("c2s: accept failed: {}", ec.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto session = std::make_shared<ClientSession>(std::move(socket), self, "c2s" + std::to_string(++next_id));
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.insert(session);
+    }
+    session->start();
+  }
+}
+
+Listener::Listener(std::vector<asio::io_context*> shards, const std::string& address, std::uint16_t port,
+                   Settings settings, Services services)
+    : state_(std::make_shared<State>(std::move(shards), settings, services)) {
+  tcp::endpoint endpoint(asio::ip::make_address(address), port);
+  state_->acceptor.open(endpoint.protocol());
+  state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  state_->acceptor.bind(endpoint);
+  state_->acceptor.listen(asio::socket_base::max_listen_connections);
+}
+
+Listener::~Listener() { stop(); }
+
+void Listener::start() {
+  asio::co_spawn(*state_->shards.front(), state_->accept_loop(state_), asio::detached);
+}
+
+void Listener::stop() {
+  asio::post(state_->acceptor.get_executor(), [state = state_]() {
+    boost::system::error_code ec;
+    state->acceptor.close(ec);
+  });
+}
+
+void Listener::close_all(const std::string& condition) {
+  std::lock_guard lock(state_->sessions_mutex);
+  for (const auto& session : state_->sessions) session->close(condition, {});
+}
+
+std::size_t Listener::open_streams() const {
+  std::lock_guard lock(state_->sessions_mutex);
+  return state_->sessions.size();
+}
+
+std::uint16_t Listener::port() const { return state_->acceptor.local_endpoint().port(); }
+
+}  // namespace parley::c2s
