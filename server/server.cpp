@@ -1,0 +1,195 @@
+#include "server/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <deque>
+#include <thread>
+
+#include "c2s/c2s.hpp"
+#include "modules/module.hpp"
+#include "router/router.hpp"
+#include "router/workers.hpp"
+#include "server/admin.hpp"
+#include "storage/storage.hpp"
+#include "xmpp/tls.hpp"
+
+namespace parley::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto shutdown_grace = std::chrono::seconds(5);
+
+unsigned shard_count(unsigned configured) {
+  if (configured != 0) return configured;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::vector<tls::CertificateFiles> certificate_files(const Config& config) {
+  std::vector<tls::CertificateFiles> files;
+  for (const auto& c : config.certificates) files.push_back({c.domain, c.cert, c.key});
+  return files;
+}
+
+c2s::Settings c2s_settings(const ListenerConfig& listener, const Limits& limits) {
+  c2s::Settings settings;
+  settings.direct_tls = listener.tls == TlsMode::direct;
+  settings.tls_required = listener.tls != TlsMode::starttls_optional;
+  settings.max_stanza_size = limits.max_stanza_size;
+  settings.rate = limits.c2s_rate;
+  settings.burst = limits.c2s_burst;
+  settings.max_send_queue = limits.max_send_queue;
+  settings.auth_timeout = limits.auth_timeout;
+  settings.idle_timeout = limits.idle_timeout;
+  settings.keepalive_interval = limits.keepalive_interval;
+  return settings;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Config config;
+  std::unique_ptr<storage::Storage> storage;
+  router::Router router;
+  router::WorkerPool workers;
+  tls::CertificateStore certificates{{"xmpp-client"}};
+  std::deque<asio::io_context> shards;
+  std::deque<modules::Context> module_contexts;
+  std::vector<std::unique_ptr<modules::Module>> modules;
+  std::vector<std::unique_ptr<c2s::Listener>> listeners;
+  std::unique_ptr<admin::AdminServer> admin;
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  int exit_code = 0;
+
+  explicit Impl(Config c) : config(std::move(c)), workers(config.workers) {
+    storage = storage::open(config.storage);
+    spdlog::info("storage: {} ({})", storage->backend_name(), config.storage);
+    for (const auto& host : config.hosts) router.add_host(host);
+    start_modules();
+    try {
+      certificates.load(certificate_files(config));
+    } catch (const std::exception& e) {
+      throw ConfigError(config.path, 0, std::string("certificates: ") + e.what());
+    }
+    const unsigned count = shard_count(config.shards);
+    for (unsigned i = 0; i < count; ++i) shards.emplace_back(1);
+    std::vector<asio::io_context*> shard_pointers;
+    for (auto& shard : shards) shard_pointers.push_back(&shard);
+    c2s::Services services{router, *storage, workers, certificates, std::string(version)};
+    for (const auto& listener : config.listeners) {
+      try {
+        listeners.push_back(std::make_unique<c2s::Listener>(shard_pointers, listener.address, listener.port,
+                                                            c2s_settings(listener, config.limits), services));
+      } catch (const std::system_error& e) {
+        throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
+                                 ": " + e.code().message());
+      }
+    }
+    admin = std::make_unique<admin::AdminServer>(shards.front(), config.admin_socket, router, *storage, workers,
+                                                 [this] { return reload(); }, config.hosts, std::string(version));
+  }
+
+  void start_modules() {
+    const auto& known = modules::registry();
+    for (const auto& host : config.hosts) {
+      const auto& enabled = config.modules_for(host);
+      for (const auto& name : modules::names()) {
+        auto options = enabled.find(name);
+        if (options == enabled.end()) continue;
+        auto& context = module_contexts.emplace_back(modules::Context{
+            *router.host(host), router, *storage, workers, options->second, "Parley", std::string(version)});
+        try {
+          auto module = known.at(name)(context);
+          module->start();
+          modules.push_back(std::move(module));
+        } catch (const modules::OptionError& e) {
+          throw ConfigError(config.path, e.mark.line + 1, "module " + name + ": " + e.what());
+        }
+      }
+      spdlog::info("host {}: {} modules", host, enabled.size());
+    }
+  }
+
+  std::string reload() {
+    try {
+      Config fresh = load_config(config.path);
+      certificates.load(certificate_files(fresh));
+      spdlog::info("reload: certificates reloaded from {}", fresh.path);
+      return "certificates reloaded";
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed, keeping the running configuration: {}", e.what());
+      return std::string("reload failed: ") + e.what();
+    }
+  }
+
+  std::size_t open_streams() const {
+    std::size_t total = 0;
+    for (const auto& listener : listeners) total += listener->open_streams();
+    return total;
+  }
+
+  asio::awaitable<void> graceful_stop() {
+    spdlog::info("shutting down: closing {} streams", open_streams());
+    admin->stop();
+    for (auto& listener : listeners) listener->stop();
+    for (auto& listener : listeners) listener->close_all("system-shutdown");
+    asio::steady_timer wait(shards.front());
+    const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
+    while (open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
+      wait.expires_after(std::chrono::milliseconds(20));
+      co_await wait.async_wait(asio::use_awaitable);
+    }
+    try {
+      storage->flush();
+    } catch (const std::exception& e) {
+      spdlog::error("storage flush failed: {}", e.what());
+      exit_code = 1;
+    }
+    for (auto& shard : shards) shard.stop();
+  }
+
+  asio::awaitable<void> handle_signals() {
+    asio::signal_set signals(shards.front(), SIGTERM, SIGINT, SIGHUP);
+    for (;;) {
+      const int signal = co_await signals.async_wait(asio::use_awaitable);
+      if (signal == SIGHUP) {
+        reload();
+        continue;
+      }
+      co_await graceful_stop();
+      co_return;
+    }
+  }
+
+  int run() {
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& shard : shards) guards.push_back(asio::make_work_guard(shard));
+    asio::co_spawn(shards.front(), handle_signals(), asio::detached);
+    for (auto& listener : listeners) listener->start();
+    admin->start();
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < shards.size(); ++i) threads.emplace_back([&shard = shards[i]] { shard.run(); });
+    spdlog::info("parleyd ready: {} hosts, {} listeners, {} shards", config.hosts.size(), listeners.size(),
+                 shards.size());
+    shards.front().run();
+    for (auto& thread : threads) thread.join();
+    workers.stop();
+    spdlog::info("parleyd stopped");
+    return exit_code;
+  }
+};
+
+Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::~Server() = default;
+int Server::run() { return impl_->run(); }
+
+}  // namespace parley::server
