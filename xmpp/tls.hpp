@@ -21,7 +21,10 @@ void configure_server_context(SSL_CTX* ctx, const std::string& cert_file,
 
 // RFC 5929 / RFC 9266 channel binding data of an established connection:
 // "tls-exporter" (TLS 1.3 and 1.2 with extended master secret),
-// "tls-server-end-point" (hash of our certificate), "tls-unique" (TLS 1.2 only).
+// "tls-server-end-point" (hash of the server's certificate), "tls-unique"
+// (TLS 1.2 with extended master secret only: without it tls-unique is open to
+// the triple handshake attack, RFC 7627). nullopt before the handshake ends or
+// when the type does not apply to the connection.
 std::optional<std::string> channel_binding(SSL* ssl, std::string_view type, bool is_server);
 
 // "TLSv1.3", cipher name etc. for logs and parleyctl.
@@ -38,6 +41,10 @@ std::string cipher(const SSL* ssl);
 
 namespace parley::tls {
 
+// What every context of a store shares with its SNI and ALPN callbacks; each
+// context keeps it alive, so it outlives reloads and the store itself.
+struct CertificateStoreShared;
+
 struct CertificateFiles {
   std::string domain;  // host the certificate serves
   std::string cert_file;
@@ -53,12 +60,12 @@ class CertificateStore {
   // Loads every pair (all or nothing: on an error the old set stays and
   // std::runtime_error names the file).
   void load(const std::vector<CertificateFiles>& files);
-  // The context for a host: its own certificate, else the first loaded one.
-  // Null when nothing is loaded.
+  // The context for a host: its own certificate, else the one loaded for the
+  // wildcard "*.parent", else the first loaded one. Null when nothing is loaded.
   std::shared_ptr<boost::asio::ssl::context> context_for(std::string_view domain) const;
 
  private:
-  std::vector<std::string> alpn_;
+  std::shared_ptr<CertificateStoreShared> shared_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<boost::asio::ssl::context>> by_domain_;
   std::shared_ptr<boost::asio::ssl::context> fallback_;
