@@ -496,8 +496,14 @@ class Client(slixmpp.ClientXMPP):
     async def wait_disconnected(self, timeout=STEP_TIMEOUT):
         await asyncio.wait_for(self.disconnected, timeout)
 
-    async def iq(self, iq, timeout=STEP_TIMEOUT):
-        return await iq.send(timeout=timeout)
+    async def ping_server(self, timeout=STEP_TIMEOUT):
+        """XEP-0199 ping to our server. The server handles one session's stanzas
+        in order, so its answer proves everything sent before was routed."""
+        ping = self.Iq()
+        ping["type"] = "get"
+        ping["to"] = self.boundjid.domain
+        ping.xml.append(ET.Element("{urn:xmpp:ping}ping"))
+        return await ping.send(timeout=timeout)
 
     async def close(self, timeout=STEP_TIMEOUT):
         if self.transport is None:
@@ -528,6 +534,7 @@ class RawClient:
         if mode == "direct":
             self._wrap_tls(alpn=["xmpp-client"])
         self.pending = []
+        self.skipped = []  # what wait_for passed over, for tests to inspect
         self.closed = False
         self.stream_attributes = {}
         self._reset_parser()
@@ -610,6 +617,7 @@ class RawClient:
             if predicate(element):
                 return element
             seen.append(element)
+            self.skipped.append(element)
 
     def readable(self):
         if self.pending:
@@ -709,9 +717,9 @@ class RawClient:
 
     def login(self, user, password, resource="raw"):
         """The whole handshake: stream, STARTTLS (unless direct), PLAIN, bind."""
-        features = self.open_stream()
+        self.open_stream()
         if self.tls is None:
-            features = self.starttls()
+            self.starttls()
         answer = self.auth_plain(user, password)
         if answer.tag != qname(NS_SASL, "success"):
             raise AssertionError("authentication failed: " + to_text(answer))

@@ -205,7 +205,7 @@ class Conflict(ServerTestCase):
         strophe = self.strophe(f"{alice}/phone", PASSWORDS["alice"])
         strophe.expect(f"CONNECTED {alice}/phone")
         self.assertEqual(old.stream_error(), "conflict")
-        strophe.send(f"<iq type='get' id='after-conflict' to='localhost'>"
+        strophe.send("<iq type='get' id='after-conflict' to='localhost'>"
                      "<ping xmlns='urn:xmpp:ping'/></iq>")
         self.assertIn('type="result"', strophe.expect("after-conflict"))
 

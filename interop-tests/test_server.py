@@ -1,0 +1,196 @@
+"""Whole-server behaviour: graceful shutdown, built-in services, parleyctl."""
+
+import datetime
+import unittest
+
+from harness import (NS_DELAY, NS_ROSTER, NS_STREAM, PASSWORDS, STEP_TIMEOUT, Server,
+                     ServerTestCase, StreamClosed, qname, stanza_error_condition, to_text)
+
+
+class Shutdown(ServerTestCase):
+
+    async def test_sigterm_notifies_clients_and_keeps_data(self):
+        self.register("alice", "bob", "carol", "dave")
+        alice = self.raw_logged_in("alice", "desk")
+        alice.send("<iq type='set' id='add-bob'><query xmlns='jabber:iq:roster'>"
+                   "<item jid='bob@localhost' name='Bobby'><group>Friends</group></item>"
+                   "</query></iq>")
+        alice.wait_for(lambda e: e.get("id") == "add-bob" and e.get("type") == "result")
+        alice.send("<presence to='bob@localhost' type='subscribe'/>")
+        alice.message("carol@localhost", "kept across a restart")
+        alice.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")  # all of the above routed
+
+        dave = await self.logged_in("dave")
+        strophe = self.strophe("bob@localhost/strophe", PASSWORDS["bob"])
+        strophe.expect("CONNECTED bob@localhost/strophe")
+
+        self.assertEqual(self.server.stop(), 0, "SIGTERM must end parleyd with exit code 0")
+
+        self.assertEqual(alice.stream_error(), "system-shutdown")
+        error = await dave.wait_stream_error()
+        self.assertEqual(error["condition"], "system-shutdown")
+        strophe.expect("STREAM-ERROR system-shutdown")
+        self.assertEqual(strophe.close(), 3)
+
+        self.server.start()  # same config, same sqlite file
+
+        alice = self.raw_logged_in("alice", "desk")
+        roster = alice.iq(f"<query xmlns='{NS_ROSTER}'/>")
+        items = roster.findall(f"{qname(NS_ROSTER, 'query')}/{qname(NS_ROSTER, 'item')}")
+        self.assertEqual(len(items), 1, to_text(roster))
+        bob_item = items[0]
+        self.assertEqual((bob_item.get("jid"), bob_item.get("name"), bob_item.get("ask")),
+                         ("bob@localhost", "Bobby", "subscribe"), to_text(roster))
+        self.assertEqual(bob_item.findtext(qname(NS_ROSTER, "group")), "Friends")
+
+        carol = await self.logged_in("carol")
+        carol.send_presence()
+        message = await carol.wait_message(body="kept across a restart")
+        self.assertEqual(message["from"].bare, "alice@localhost")
+        self.assertIsNotNone(message.xml.find(qname(NS_DELAY, "delay")), str(message))
+
+        # The pending subscription request survived too (RFC 6121 §3.1.3).
+        bob = await self.logged_in("bob")
+        bob.send_presence()
+        request = await bob.wait_for(lambda s: s.name == "presence"
+                                     and s.xml.get("type") == "subscribe")
+        self.assertEqual(str(request["from"]), "alice@localhost")
+
+
+class Services(ServerTestCase):
+
+    async def test_disco_ping_version_time(self):
+        self.register("alice")
+        client = await self.logged_in(
+            "alice", plugins=["xep_0030", "xep_0092", "xep_0199", "xep_0202"])
+
+        info = await client["xep_0030"].get_info(jid="localhost", local=False,
+                                                 timeout=STEP_TIMEOUT)
+        identities = {(category, kind) for category, kind, *_ in
+                      info["disco_info"]["identities"]}
+        self.assertIn(("server", "im"), identities)
+        features = set(info["disco_info"]["features"])
+        for feature in ("http://jabber.org/protocol/disco#info", "urn:xmpp:ping",
+                        "jabber:iq:version", "urn:xmpp:time"):
+            self.assertIn(feature, features)
+
+        pong = await client["xep_0199"].send_ping("localhost", timeout=STEP_TIMEOUT)
+        self.assertEqual(pong["type"], "result")
+
+        version = await client["xep_0092"].get_version("localhost", timeout=STEP_TIMEOUT)
+        self.assertEqual(version["type"], "result")
+        self.assertTrue(version["software_version"]["name"], str(version))
+        self.assertTrue(version["software_version"]["version"], str(version))
+
+        before = datetime.datetime.now(datetime.timezone.utc)
+        answer = await client["xep_0202"].get_entity_time("localhost", timeout=STEP_TIMEOUT)
+        after = datetime.datetime.now(datetime.timezone.utc)
+        server_time = answer["entity_time"]["utc"]
+        self.assertLessEqual(abs((server_time - before).total_seconds()),
+                             (after - before).total_seconds() + 2, str(answer))
+        self.assertRegex(answer.xml.findtext("{urn:xmpp:time}time/{urn:xmpp:time}tzo"),
+                         r"^(Z|[+-]\d\d:\d\d)$")
+
+        # A namespace nobody serves gets an error, not silence (RFC 6120 §8.2.3).
+        raw = self.raw_logged_in("alice", "raw")
+        reply = raw.iq("<query xmlns='urn:example:nothing-here'/>", to="localhost")
+        self.assertEqual(reply.get("type"), "error", to_text(reply))
+        self.assertIn(stanza_error_condition(reply),
+                      ("service-unavailable", "feature-not-implemented"), to_text(reply))
+
+
+def listed_users(output):
+    """parleyctl users prints one account per line, as a localpart or a JID."""
+    return {line.strip().split("@")[0] for line in output.splitlines() if line.strip()}
+
+
+class Parleyctl(ServerTestCase):
+
+    async def test_users_sessions_kick_status(self):
+        self.register("alice", "bob")
+        users = self.server.ctl("users", "localhost")
+        self.assertEqual(users.returncode, 0, users.stderr)
+        self.assertEqual(listed_users(users.stdout), {"alice", "bob"})
+
+        duplicate = self.server.ctl("register", "alice", "localhost", "again")
+        self.assertNotEqual(duplicate.returncode, 0, "registering a taken name must fail")
+
+        alice = self.raw_logged_in("alice", "desk")
+        bob = self.raw_logged_in("bob", "desk")
+        sessions = self.server.ctl("sessions")
+        self.assertEqual(sessions.returncode, 0, sessions.stderr)
+        self.assertIn("alice@localhost/desk", sessions.stdout)
+        self.assertIn("bob@localhost/desk", sessions.stdout)
+
+        kick = self.server.ctl("kick", "alice@localhost/desk")
+        self.assertEqual(kick.returncode, 0, kick.stdout + kick.stderr)
+        try:
+            alice.wait_for(lambda e: e.tag in (qname(NS_STREAM, "error"),
+                                               qname(NS_STREAM, "stream")))
+        except StreamClosed:
+            pass
+        sessions = self.server.ctl("sessions")
+        self.assertNotIn("alice@localhost/desk", sessions.stdout)
+        self.assertIn("bob@localhost/desk", sessions.stdout)
+
+        status = self.server.ctl("status")
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertTrue(status.stdout.strip())
+        bob.message("bob@localhost/desk", "still served")
+        bob.wait_message("still served")
+
+    async def test_passwd_and_unregister(self):
+        self.register("alice")
+        changed = self.server.ctl("passwd", "alice", "localhost", "a-new-password")
+        self.assertEqual(changed.returncode, 0, changed.stderr)
+
+        old = await self.client("alice", PASSWORDS["alice"], mechanism="SCRAM-SHA-256")
+        self.assertEqual(await old.try_login(), "failed_auth")
+        new = await self.client("alice", "a-new-password", mechanism="SCRAM-SHA-256")
+        await new.login()
+        await new.close()
+
+        removed = self.server.ctl("unregister", "alice", "localhost")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertNotIn("alice", listed_users(self.server.ctl("users", "localhost").stdout))
+        gone = await self.client("alice", "a-new-password", mechanism="SCRAM-SHA-256")
+        self.assertEqual(await gone.try_login(), "failed_auth")
+        self.assertEqual(gone.auth_failures[0]["condition"], "not-authorized")
+
+
+class ParleyctlOffline(unittest.TestCase):
+    """parleyctl against a config whose server is not running."""
+
+    def setUp(self):
+        self.server = Server()
+        self.server.write_config()
+
+    def test_exit_code_3_when_not_running(self):
+        for command in (["status"], ["sessions"], ["users", "localhost"],
+                        ["kick", "alice@localhost/desk"]):
+            with self.subTest(command=command):
+                result = self.server.ctl(*command)
+                self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+                self.assertTrue(result.stderr.strip(), "say why on stderr")
+
+    def test_check_config_reports_file_and_line(self):
+        good = self.server.ctl("check-config")
+        self.assertEqual(good.returncode, 0, good.stdout + good.stderr)
+
+        text = self.server.config_path.read_text()
+        cases = {
+            "unknown key": text.replace("hosts:", "hostz:", 1),
+            "bad port": text.replace(f"port: {self.server.ports['direct']}", "port: 70000"),
+            "bad tls mode": text.replace('tls: "direct"', 'tls: "sometimes"'),
+        }
+        for name, broken in cases.items():
+            with self.subTest(name):
+                self.assertNotEqual(broken, text)
+                changed = next(number for number, (a, b) in enumerate(
+                    zip(text.splitlines(), broken.splitlines()), start=1) if a != b)
+                self.server.config_path.write_text(broken)
+                result = self.server.ctl("check-config")
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(f"{self.server.config_path}:{changed}",
+                              result.stdout + result.stderr)
+
