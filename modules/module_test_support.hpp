@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -110,12 +111,56 @@ inline std::vector<std::string> child_attrs(const xml::Element& parent, std::str
   return values;
 }
 
+// A storage whose account store can be taken down: every account call then
+// throws storage::Error, like a database outage. The other stores stay up.
+class OutageStorage : public storage::Storage {
+ public:
+  OutageStorage() : inner_(storage::open("memory:")), accounts_(*this) {}
+  void set_down(bool down) { down_ = down; }
+
+  storage::AccountStore& accounts() override { return accounts_; }
+  storage::RosterStore& roster() override { return inner_->roster(); }
+  storage::OfflineStore& offline() override { return inner_->offline(); }
+  void flush() override { inner_->flush(); }
+  std::string backend_name() const override { return "outage"; }
+
+ private:
+  class Accounts : public storage::AccountStore {
+   public:
+    explicit Accounts(OutageStorage& owner) : owner_(owner) {}
+    bool create(const storage::Account& account) override { return up().create(account); }
+    std::optional<storage::Account> find(const std::string& username, const std::string& domain) override {
+      return up().find(username, domain);
+    }
+    bool set_credentials(const std::string& username, const std::string& domain, const sasl::ScramCredentials& sha1,
+                         const sasl::ScramCredentials& sha256) override {
+      return up().set_credentials(username, domain, sha1, sha256);
+    }
+    bool remove(const std::string& username, const std::string& domain) override {
+      return up().remove(username, domain);
+    }
+    std::vector<std::string> list(const std::string& domain) override { return up().list(domain); }
+
+   private:
+    storage::AccountStore& up() {
+      if (owner_.down_) throw storage::Error("database unreachable (test outage)");
+      return owner_.inner_->accounts();
+    }
+    OutageStorage& owner_;
+  };
+
+  std::unique_ptr<storage::Storage> inner_;
+  Accounts accounts_;
+  std::atomic<bool> down_{false};
+};
+
 class TestServer {
  public:
   static constexpr auto timeout = std::chrono::seconds(20);
 
-  explicit TestServer(std::string domain = "example.org")
-      : domain_(std::move(domain)), host_(router_.add_host(domain_)), storage_(storage::open("memory:")) {}
+  explicit TestServer(std::string domain = "example.org",
+                      std::unique_ptr<storage::Storage> storage = storage::open("memory:"))
+      : domain_(std::move(domain)), host_(router_.add_host(domain_)), storage_(std::move(storage)) {}
 
   ~TestServer() {
     for (auto& module : modules_) module->stop();
@@ -159,6 +204,7 @@ class TestServer {
     auto jid = xmpp::Jid::parse(full_jid);
     if (!jid) throw std::invalid_argument("bad JID " + full_jid);
     auto session = std::make_shared<FakeSession>(full_jid, remote_address);
+    router_.sessions().bind(*jid, session);
     run(router_.session_bound(*jid, session));
     return Client{*jid, session};
   }
