@@ -31,6 +31,7 @@ class Certificates {
     issue("wild.test", "DNS:*.wild.test", "sha256");
     issue("sha1.test", "DNS:sha1.test", "sha1");
     issue("sha384.test", "DNS:sha384.test", "sha384");
+    run("openssl pkey -in a.test.key -aes256 -passout pass:secret -out encrypted.key");
   }
   ~Certificates() {
     std::error_code ignored;
@@ -70,6 +71,7 @@ struct ClientOptions {
   int max_version = 0;
   bool without_extended_master_secret = false;
   bool accept_sha1_signatures = false;
+  SSL_SESSION* resume = nullptr;
 };
 
 // Client and server SSL objects joined by an in-memory BIO pair.
@@ -87,6 +89,7 @@ class Handshake {
     }
     client_ = SSL_new(client_context_);
     server_ = SSL_new(server_context);
+    if (options.resume != nullptr) SSL_set_session(client_, options.resume);
     if (!options.server_name.empty()) SSL_set_tlsext_host_name(client_, options.server_name.c_str());
     if (!options.alpn.empty()) {
       std::string wire;
@@ -214,6 +217,28 @@ TEST_F(TlsTest, Tls12WithExtendedMasterSecretHasExporterAndUnique) {
   ASSERT_TRUE(unique.has_value());
   EXPECT_EQ(unique->size(), 12u);
   EXPECT_EQ(unique, channel_binding(handshake.client(), "tls-unique", false));
+  std::array<unsigned char, 64> client_finished{};
+  const auto length = SSL_get_finished(handshake.client(), client_finished.data(), client_finished.size());
+  EXPECT_EQ(*unique, std::string(reinterpret_cast<const char*>(client_finished.data()), length));
+}
+
+TEST_F(TlsTest, TlsUniqueOnResumptionIsTheServerFinished) {
+  SSL_CTX* server_context = store_.context_for("a.test")->native_handle();
+  Handshake full(server_context, {.max_version = TLS1_2_VERSION});
+  ASSERT_TRUE(full.run());
+  const std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session(SSL_get1_session(full.client()),
+                                                                          SSL_SESSION_free);
+  ASSERT_NE(session, nullptr);
+
+  Handshake resumed(server_context, {.max_version = TLS1_2_VERSION, .resume = session.get()});
+  ASSERT_TRUE(resumed.run());
+  ASSERT_EQ(SSL_session_reused(resumed.server()), 1);
+  const auto server = channel_binding(resumed.server(), "tls-unique", true);
+  ASSERT_TRUE(server.has_value());
+  EXPECT_EQ(server, channel_binding(resumed.client(), "tls-unique", false));
+  std::array<unsigned char, 64> finished{};
+  const auto length = SSL_get_finished(resumed.server(), finished.data(), finished.size());
+  EXPECT_EQ(*server, std::string(reinterpret_cast<const char*>(finished.data()), length));
 }
 
 TEST_F(TlsTest, Tls12WithoutExtendedMasterSecretHasNoExporterNorUnique) {
@@ -329,6 +354,16 @@ TEST_F(TlsTest, MissingFileFailsNamingIt) {
     FAIL() << "load accepted a missing file";
   } catch (const std::runtime_error& error) {
     EXPECT_NE(std::string(error.what()).find(missing), std::string::npos) << error.what();
+  }
+}
+
+TEST_F(TlsTest, EncryptedKeyFailsWithoutPrompting) {
+  const auto key = certificates().path("encrypted.key");
+  try {
+    store_.load({{"a.test", certificates().path("a.test.crt"), key}});
+    FAIL() << "load accepted an encrypted key without its passphrase";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find(key), std::string::npos) << error.what();
   }
 }
 
