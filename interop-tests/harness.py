@@ -11,6 +11,7 @@ import hmac
 import os
 import queue
 import select
+import shutil
 import signal
 import socket
 import ssl
@@ -281,8 +282,8 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT)
 
-    def signal(self, signum):
-        self.process.send_signal(signum)
+    def remove_files(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self):
         with self._log_lock:
@@ -326,10 +327,13 @@ class ServerTestCase(unittest.IsolatedAsyncioTestCase):
             self.server.kill()
         if not self._outcome_ok():
             sys.stderr.write("\n----- parleyd log -----\n" + self.server.log()
-                             + "\n----- end of parleyd log -----\n")
+                             + f"\n----- end of parleyd log (files kept in {self.server.workdir})"
+                             " -----\n")
         elif code not in (0, None):
             sys.stderr.write(self.server.log())
             raise AssertionError(f"parleyd exited with {code} after SIGTERM")
+        else:
+            self.server.remove_files()
 
     def _outcome_ok(self):
         outcome = getattr(self, "_outcome", None)

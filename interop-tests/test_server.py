@@ -163,6 +163,7 @@ class ParleyctlOffline(unittest.TestCase):
 
     def setUp(self):
         self.server = Server()
+        self.addCleanup(self.server.remove_files)
         self.server.write_config()
 
     def test_exit_code_3_when_not_running(self):
