@@ -17,5 +17,9 @@ target_link_libraries(parley_admin
   PRIVATE spdlog::spdlog)
 
 parley_unit_test(parley_config_test SOURCES config_test.cpp LIBS parley_config)
+if(TARGET parley_config_test)
+  target_compile_definitions(parley_config_test PRIVATE
+    PARLEY_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/config/parley.example.yml")
+endif()
 parley_unit_test(parley_admin_protocol_test SOURCES admin_protocol_test.cpp LIBS parley_admin_protocol)
 parley_unit_test(parley_admin_test SOURCES admin_test.cpp LIBS parley_admin)

@@ -139,6 +139,43 @@ TEST_F(ConfigTest, FullConfigRoundTrip) {
   EXPECT_EQ(config.workers, 3u);
 }
 
+// The showcase config ./run.sh starts must stay valid, with every module on.
+TEST_F(ConfigTest, ExampleConfigLoads) {
+  fs::create_directories("var/certs");
+  write("var/certs/localhost.crt", "certificate\n");
+  write("var/certs/localhost.key", "key\n");
+  const auto config = load_config(PARLEY_EXAMPLE_CONFIG);
+  EXPECT_EQ(config.hosts, std::vector<std::string>{"localhost"});
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].port, 5222);
+  EXPECT_EQ(config.listeners[0].tls, TlsMode::starttls_required);
+  EXPECT_EQ(config.listeners[1].port, 5223);
+  EXPECT_EQ(config.listeners[1].tls, TlsMode::direct);
+  EXPECT_EQ(config.storage, "sqlite:var/parley.db");
+  EXPECT_EQ(config.modules.size(), 8u);
+  EXPECT_EQ(config.modules.at("offline")["max_messages"].as<int>(), 500);
+  EXPECT_TRUE(config.modules.at("register")["open"].as<bool>());
+  const Limits defaults;
+  EXPECT_EQ(config.limits.max_stanza_size, defaults.max_stanza_size);
+  EXPECT_EQ(config.limits.c2s_rate, defaults.c2s_rate);
+  EXPECT_EQ(config.limits.c2s_burst, defaults.c2s_burst);
+  EXPECT_EQ(config.limits.max_send_queue, defaults.max_send_queue);
+  EXPECT_EQ(config.limits.auth_timeout, defaults.auth_timeout);
+  EXPECT_EQ(config.limits.idle_timeout, defaults.idle_timeout);
+  EXPECT_EQ(config.limits.keepalive_interval, defaults.keepalive_interval);
+  EXPECT_EQ(config.log.level, "info");
+  EXPECT_EQ(config.admin_socket, "var/parleyd.sock");
+}
+
+TEST_F(ConfigTest, ExampleConfigNeedsItsCertificates) {
+  try {
+    load_config(PARLEY_EXAMPLE_CONFIG);
+    FAIL() << "loaded without certificate files";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.reason.find("cannot read cert file 'var/certs/localhost.crt'"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(ConfigTest, HostConfigWithEmptyModulesDisablesEveryModule) {
   const auto config = load(minimal_prefix +
                            "modules: {roster: , ping: }\n"
