@@ -51,8 +51,8 @@ std::string hi(Hash hash, std::string_view password, std::string_view salt,
   }
   std::string out(digest_size(hash), '\0');
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), bytes_of(salt),
-                        static_cast<int>(salt.size()), static_cast<int>(iterations),
-                        digest(hash), static_cast<int>(out.size()),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), digest(hash),
+                        static_cast<int>(out.size()),
                         reinterpret_cast<unsigned char*>(out.data())) != 1) {
     throw std::runtime_error("PBKDF2 failed");
   }
@@ -244,7 +244,9 @@ std::string base64_encode(std::string_view bytes) {
   const std::size_t rest = bytes.size() - i;
   if (rest > 0) {
     std::uint32_t group = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (rest == 2) group |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    if (rest == 2) {
+      group |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    }
     text += base64_alphabet[(group >> 18) & 0x3F];
     text += base64_alphabet[(group >> 12) & 0x3F];
     text += rest == 2 ? base64_alphabet[(group >> 6) & 0x3F] : '=';
@@ -334,7 +336,8 @@ void ScramServer::set_server_nonce_for_testing(std::string server_nonce) {
   server_nonce_for_testing_ = std::move(server_nonce);
 }
 
-std::variant<ScramServer::ClientFirst, Failure> ScramServer::client_first(std::string_view message) {
+std::variant<ScramServer::ClientFirst, Failure> ScramServer::client_first(
+    std::string_view message) {
   if (step_ != Step::client_first) return malformed("unexpected client-first-message");
   step_ = Step::done;
 
@@ -393,9 +396,9 @@ std::variant<ScramServer::ClientFirst, Failure> ScramServer::client_first(std::s
   gs2_header_ = std::string(message.substr(0, authzid_end + 1));
   client_first_bare_ = std::string(bare);
   nonce_ = std::string(*client_nonce);
-  fake_credentials_.salt =
-      hmac(Hash::sha256, fake_salt_secret(), std::string(mechanism_name(hash_, false)) + '\0' + *username)
-          .substr(0, salt_size);
+  fake_credentials_.salt = hmac(Hash::sha256, fake_salt_secret(),
+                                std::string(mechanism_name(hash_, false)) + '\0' + *username)
+                               .substr(0, salt_size);
   fake_credentials_.iterations = default_iterations;
   fake_credentials_.stored_key = random_bytes(digest_size(hash_));
   fake_credentials_.server_key = random_bytes(digest_size(hash_));
@@ -465,7 +468,8 @@ std::variant<std::string, Failure> ScramServer::client_final(std::string_view me
   for (std::size_t i = 0; i < client_key.size(); ++i) {
     client_key[i] = static_cast<char>((*proof)[i] ^ client_signature[i]);
   }
-  const bool proof_matches = constant_time_equal(digest_of(hash_, client_key), credentials.stored_key);
+  const bool proof_matches =
+      constant_time_equal(digest_of(hash_, client_key), credentials.stored_key);
   if (!proof_matches || !credentials_) return not_authorized("");
 
   return "v=" + base64_encode(hmac(hash_, credentials.server_key, auth_message));

@@ -53,13 +53,14 @@ class ScramClient {
     std::string stored_key(size, '\0');
     EVP_Digest(client_key.data(), client_key.size(),
                reinterpret_cast<unsigned char*>(stored_key.data()), nullptr, md, nullptr);
-    const auto without_proof =
-        "c=" + base64_encode(gs2_header_ + cb_data) + ",r=" + fields['r'];
+    const auto without_proof = "c=" + base64_encode(gs2_header_ + cb_data) + ",r=" + fields['r'];
     const auto auth_message = first_bare() + "," + server_first + "," + without_proof;
     const auto signature = mac(md, stored_key, auth_message);
     std::string proof(size, '\0');
-    for (std::size_t i = 0; i < size; ++i) proof[i] = static_cast<char>(client_key[i] ^ signature[i]);
-    expected_server_final_ = "v=" + base64_encode(mac(md, mac(md, salted, "Server Key"), auth_message));
+    for (std::size_t i = 0; i < size; ++i)
+      proof[i] = static_cast<char>(client_key[i] ^ signature[i]);
+    expected_server_final_ =
+        "v=" + base64_encode(mac(md, mac(md, salted, "Server Key"), auth_message));
     return without_proof + ",p=" + base64_encode(proof);
   }
 
@@ -110,7 +111,8 @@ std::variant<std::string, Failure> exchange(ScramServer& server, ScramClient& cl
 }
 
 TEST(Scram, Rfc5802Sha1TestVector) {
-  const auto credentials = derive_credentials(Hash::sha1, "pencil", decoded("QSXCR+Q6sek8bf92"), 4096);
+  const auto credentials =
+      derive_credentials(Hash::sha1, "pencil", decoded("QSXCR+Q6sek8bf92"), 4096);
   ScramServer server(Hash::sha1, false, nullptr, false);
   server.set_server_nonce_for_testing("3rfcNHYJY1ZVvWVs7j");
 
@@ -134,8 +136,9 @@ TEST(Scram, Rfc7677Sha256TestVector) {
   server.set_server_nonce_for_testing("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
 
   ASSERT_EQ(failure_condition(server.client_first("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")), "success");
-  EXPECT_EQ(server.server_first(credentials),
-            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+  EXPECT_EQ(
+      server.server_first(credentials),
+      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
   const auto result = server.client_final(
       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
@@ -217,7 +220,8 @@ TEST(Scram, ClientSayingYWithoutPlusOfferedSucceeds) {
 
 TEST(Scram, UnsupportedChannelBindingTypeFails) {
   ScramServer server(Hash::sha256, true, fake_tls, true);
-  EXPECT_EQ(failure_condition(server.client_first("p=tls-unique,,n=juliet,r=abc")), "not-authorized");
+  EXPECT_EQ(failure_condition(server.client_first("p=tls-unique,,n=juliet,r=abc")),
+            "not-authorized");
   ScramServer without_provider(Hash::sha256, true, nullptr, true);
   EXPECT_EQ(failure_condition(without_provider.client_first("p=tls-exporter,,n=juliet,r=abc")),
             "not-authorized");
@@ -228,7 +232,8 @@ TEST(Scram, ChannelBindingOnlyOnThePlusMechanism) {
   EXPECT_EQ(failure_condition(plain_mechanism.client_first("p=tls-exporter,,n=juliet,r=abc")),
             "malformed-request");
   ScramServer plus_mechanism(Hash::sha256, true, fake_tls, true);
-  EXPECT_EQ(failure_condition(plus_mechanism.client_first("n,,n=juliet,r=abc")), "malformed-request");
+  EXPECT_EQ(failure_condition(plus_mechanism.client_first("n,,n=juliet,r=abc")),
+            "malformed-request");
 }
 
 TEST(Scram, UnknownUserFailsOnlyAtTheEnd) {
@@ -282,7 +287,8 @@ TEST(Scram, UsernameIsSaslpreped) {
   ScramServer prohibited(Hash::sha256, false, nullptr, false);
   EXPECT_EQ(failure_condition(prohibited.client_first("n,,n=a\x07,r=abc")), "not-authorized");
   ScramServer empty_after_prep(Hash::sha256, false, nullptr, false);
-  EXPECT_EQ(failure_condition(empty_after_prep.client_first("n,,n=\xC2\xAD,r=abc")), "not-authorized");
+  EXPECT_EQ(failure_condition(empty_after_prep.client_first("n,,n=\xC2\xAD,r=abc")),
+            "not-authorized");
 }
 
 TEST(Scram, ExtensionsAfterTheNonceAreIgnored) {
@@ -291,13 +297,31 @@ TEST(Scram, ExtensionsAfterTheNonceAreIgnored) {
 }
 
 TEST(Scram, MalformedClientFirstMessages) {
-  for (const auto& message : std::vector<std::string>{
-           "", "n", "n,", "n,,", "x,,n=user,r=abc", "nn,,n=user,r=abc", "p=,,n=user,r=abc",
-           "p=tls exporter,,n=user,r=abc", "n,x=admin,n=user,r=abc", "n,a=,n=user,r=abc",
-           "n,a=bad=escape,n=user,r=abc", "n,,m=ext,n=user,r=abc", "n,,r=abc",
-           "n,,n=,r=abc", "n,,n=us=er,r=abc", "n,,n=us=2,r=abc", "n,,n=user",
-           "n,,n=user,r=", "n,,n=user,r=a\x01" "b", "n,,n=user,r=abc,", "n,,n=user,r=abc,1=x",
-           "n,,n=user,x=abc", "n,,n=\xff,r=abc", std::string("n,,n=us\0er,r=abc", 16)}) {
+  for (const auto& message : std::vector<std::string>{"",
+                                                      "n",
+                                                      "n,",
+                                                      "n,,",
+                                                      "x,,n=user,r=abc",
+                                                      "nn,,n=user,r=abc",
+                                                      "p=,,n=user,r=abc",
+                                                      "p=tls exporter,,n=user,r=abc",
+                                                      "n,x=admin,n=user,r=abc",
+                                                      "n,a=,n=user,r=abc",
+                                                      "n,a=bad=escape,n=user,r=abc",
+                                                      "n,,m=ext,n=user,r=abc",
+                                                      "n,,r=abc",
+                                                      "n,,n=,r=abc",
+                                                      "n,,n=us=er,r=abc",
+                                                      "n,,n=us=2,r=abc",
+                                                      "n,,n=user",
+                                                      "n,,n=user,r=",
+                                                      "n,,n=user,r=a\x01"
+                                                      "b",
+                                                      "n,,n=user,r=abc,",
+                                                      "n,,n=user,r=abc,1=x",
+                                                      "n,,n=user,x=abc",
+                                                      "n,,n=\xff,r=abc",
+                                                      std::string("n,,n=us\0er,r=abc", 16)}) {
     ScramServer server(Hash::sha256, false, nullptr, false);
     EXPECT_EQ(failure_condition(server.client_first(message)), "malformed-request") << message;
   }
@@ -306,10 +330,10 @@ TEST(Scram, MalformedClientFirstMessages) {
 TEST(Scram, MalformedClientFinalMessages) {
   const auto credentials = make_credentials(Hash::sha256, "pw");
   ScramClient client(Hash::sha256, "user", "pw", "n,,", "abc");
-  for (const std::string message : {
-           "", "c=biws", "c=biws,r=x", "c=biws,p=AAAA", "r=x,c=biws,p=AAAA",
-           "c=b!ws,r=NONCE,p=PROOF", "c=biws,r=NONCE,p=not*base64",
-           "c=biws,r=NONCE,p=AAAA", "c=biws,r=NONCE,1=ext,p=PROOF", "c=biws,r=NONCE,p=PROOF,"}) {
+  for (const std::string message :
+       {"", "c=biws", "c=biws,r=x", "c=biws,p=AAAA", "r=x,c=biws,p=AAAA", "c=b!ws,r=NONCE,p=PROOF",
+        "c=biws,r=NONCE,p=not*base64", "c=biws,r=NONCE,p=AAAA", "c=biws,r=NONCE,1=ext,p=PROOF",
+        "c=biws,r=NONCE,p=PROOF,"}) {
     ScramServer server(Hash::sha256, false, nullptr, false);
     server.set_server_nonce_for_testing("server");
     server.client_first(client.first());
@@ -317,9 +341,12 @@ TEST(Scram, MalformedClientFinalMessages) {
     const auto valid = client.final_message(challenge, "");
     const auto proof = valid.substr(valid.find(",p=") + 3);
     std::string final_message = message;
-    if (auto at = final_message.find("NONCE"); at != std::string::npos) final_message.replace(at, 5, "abcserver");
-    if (auto at = final_message.find("PROOF"); at != std::string::npos) final_message.replace(at, 5, proof);
-    EXPECT_EQ(failure_condition(server.client_final(final_message)), "malformed-request") << message;
+    if (auto at = final_message.find("NONCE"); at != std::string::npos)
+      final_message.replace(at, 5, "abcserver");
+    if (auto at = final_message.find("PROOF"); at != std::string::npos)
+      final_message.replace(at, 5, proof);
+    EXPECT_EQ(failure_condition(server.client_final(final_message)), "malformed-request")
+        << message;
   }
 }
 
@@ -339,7 +366,8 @@ TEST(Scram, StepsOutOfOrderFailGracefully) {
   const auto credentials = make_credentials(Hash::sha256, "pw");
 
   ScramServer final_first(Hash::sha256, false, nullptr, false);
-  EXPECT_EQ(failure_condition(final_first.client_final("c=biws,r=abc,p=AAAA")), "malformed-request");
+  EXPECT_EQ(failure_condition(final_first.client_final("c=biws,r=abc,p=AAAA")),
+            "malformed-request");
 
   ScramServer final_before_challenge(Hash::sha256, false, nullptr, false);
   final_before_challenge.client_first("n,,n=user,r=abc");
@@ -348,7 +376,8 @@ TEST(Scram, StepsOutOfOrderFailGracefully) {
 
   ScramServer challenge_first(Hash::sha256, false, nullptr, false);
   EXPECT_EQ(challenge_first.server_first(credentials), "");
-  EXPECT_EQ(failure_condition(challenge_first.client_first("n,,n=user,r=abc")), "malformed-request");
+  EXPECT_EQ(failure_condition(challenge_first.client_first("n,,n=user,r=abc")),
+            "malformed-request");
 
   ScramServer twice(Hash::sha256, false, nullptr, false);
   ASSERT_EQ(failure_condition(twice.client_first("n,,n=user,r=abc")), "success");
@@ -363,7 +392,8 @@ TEST(Scram, SuccessfulProofCannotBeReplayed) {
   ScramServer server(Hash::sha256, false, nullptr, false);
   ScramClient client(Hash::sha256, "user", "pw", "n,,", "abc");
   server.client_first(client.first());
-  const auto final_message = client.final_message(server.server_first(make_credentials(Hash::sha256, "pw")), "");
+  const auto final_message =
+      client.final_message(server.server_first(make_credentials(Hash::sha256, "pw")), "");
   ASSERT_TRUE(std::holds_alternative<std::string>(server.client_final(final_message)));
   EXPECT_EQ(failure_condition(server.client_final(final_message)), "malformed-request");
 }
@@ -388,8 +418,10 @@ TEST(Credentials, MakeCredentialsUsesAFreshSalt) {
 }
 
 TEST(Credentials, DeriveIsDeterministicAndRejectsBadInput) {
-  EXPECT_EQ(derive_credentials(Hash::sha1, "pw", "salt", 10), derive_credentials(Hash::sha1, "pw", "salt", 10));
-  EXPECT_NE(derive_credentials(Hash::sha1, "pw", "salt", 10), derive_credentials(Hash::sha1, "pw", "salt", 11));
+  EXPECT_EQ(derive_credentials(Hash::sha1, "pw", "salt", 10),
+            derive_credentials(Hash::sha1, "pw", "salt", 10));
+  EXPECT_NE(derive_credentials(Hash::sha1, "pw", "salt", 10),
+            derive_credentials(Hash::sha1, "pw", "salt", 11));
   EXPECT_THROW(derive_credentials(Hash::sha1, "pw", "salt", 0), std::invalid_argument);
   EXPECT_THROW(derive_credentials(Hash::sha1, "bell\x07", "salt", 10), std::invalid_argument);
 }
@@ -409,8 +441,14 @@ TEST(Credentials, VerifyPassword) {
 TEST(Credentials, PasswordsAreSaslpreped) {
   // U+00A0 NO-BREAK SPACE maps to a space, U+00AD SOFT HYPHEN to nothing.
   const auto credentials = make_credentials(Hash::sha1, "a b");
-  EXPECT_TRUE(verify_password(Hash::sha1, "a\xC2\xA0" "b", credentials));
-  EXPECT_TRUE(verify_password(Hash::sha1, "a \xC2\xAD" "b", credentials));
+  EXPECT_TRUE(verify_password(Hash::sha1,
+                              "a\xC2\xA0"
+                              "b",
+                              credentials));
+  EXPECT_TRUE(verify_password(Hash::sha1,
+                              "a \xC2\xAD"
+                              "b",
+                              credentials));
 }
 
 TEST(Saslprep, Rfc4013Examples) {
@@ -420,14 +458,16 @@ TEST(Saslprep, Rfc4013Examples) {
   EXPECT_EQ(saslprep("\xC2\xAA"), "a");
   EXPECT_EQ(saslprep("\xE2\x85\xA8"), "IX");
   EXPECT_EQ(saslprep("\x07"), std::nullopt);
-  EXPECT_EQ(saslprep("\xD8\xA7" "1"), std::nullopt);
+  EXPECT_EQ(saslprep("\xD8\xA7"
+                     "1"),
+            std::nullopt);
 }
 
 TEST(Saslprep, RejectsInvalidUtf8AndNul) {
   EXPECT_EQ(saslprep("\xff"), std::nullopt);
-  EXPECT_EQ(saslprep("\xC0\xAF"), std::nullopt);        // overlong '/'
-  EXPECT_EQ(saslprep("\xED\xA0\x80"), std::nullopt);    // surrogate
-  EXPECT_EQ(saslprep("\xE2\x85"), std::nullopt);        // truncated
+  EXPECT_EQ(saslprep("\xC0\xAF"), std::nullopt);      // overlong '/'
+  EXPECT_EQ(saslprep("\xED\xA0\x80"), std::nullopt);  // surrogate
+  EXPECT_EQ(saslprep("\xE2\x85"), std::nullopt);      // truncated
   EXPECT_EQ(saslprep(std::string_view("a\0b", 3)), std::nullopt);
 }
 
@@ -441,9 +481,13 @@ TEST(Saslprep, HandlesLargeExpansion) {
 }
 
 TEST(Base64, Rfc4648Vectors) {
-  const std::vector<std::pair<std::string, std::string>> vectors = {
-      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"f", "Zg=="},
+                                                                    {"fo", "Zm8="},
+                                                                    {"foo", "Zm9v"},
+                                                                    {"foob", "Zm9vYg=="},
+                                                                    {"fooba", "Zm9vYmE="},
+                                                                    {"foobar", "Zm9vYmFy"}};
   for (const auto& [bytes, text] : vectors) {
     EXPECT_EQ(base64_encode(bytes), text);
     EXPECT_EQ(base64_decode(text), bytes);
@@ -461,9 +505,10 @@ TEST(Base64, RoundTripsEveryByte) {
 }
 
 TEST(Base64, RejectsInvalidInput) {
-  for (const auto& text : std::vector<std::string>{"Zg=", "Zg", "Z", "Z===", "====", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n",
-                                 "Zg==Zg==", "=Zg=", "Zm9v====", "Zm9!", "Zm=v", "Zm8=Zm9v",
-                                 "Zm9-", "Zm9_", std::string("Zm\0v", 4)}) {
+  for (const auto& text :
+       std::vector<std::string>{"Zg=", "Zg", "Z", "Z===", "====", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n",
+                                "Zg==Zg==", "=Zg=", "Zm9v====", "Zm9!", "Zm=v", "Zm8=Zm9v", "Zm9-",
+                                "Zm9_", std::string("Zm\0v", 4)}) {
     EXPECT_EQ(base64_decode(text), std::nullopt) << text;
   }
 }
@@ -509,9 +554,14 @@ TEST(Plain, ParsesWithAndWithoutAuthzid) {
 
 TEST(Plain, UsernameIsSaslprepedPasswordKeptAsSent) {
   using namespace std::string_view_literals;
-  const auto credentials = plain_ok("\0I\xC2\xAD" "X\0a\xC2\xA0" "b"sv);
+  const auto credentials = plain_ok(
+      "\0I\xC2\xAD"
+      "X\0a\xC2\xA0"
+      "b"sv);
   EXPECT_EQ(credentials.username, "IX");
-  EXPECT_EQ(credentials.password, "a\xC2\xA0" "b");
+  EXPECT_EQ(credentials.password,
+            "a\xC2\xA0"
+            "b");
   EXPECT_EQ(plain_failure("\0bell\x07\0pw"sv), "not-authorized");
 }
 

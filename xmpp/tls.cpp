@@ -12,7 +12,8 @@
 namespace parley::tls {
 
 struct CertificateStoreShared {
-  explicit CertificateStoreShared(std::vector<std::string> protocols) : alpn(std::move(protocols)) {}
+  explicit CertificateStoreShared(std::vector<std::string> protocols)
+      : alpn(std::move(protocols)) {}
 
   const std::vector<std::string> alpn;
   std::mutex mutex;
@@ -95,7 +96,8 @@ namespace {
 
 std::optional<std::string> exporter(SSL* ssl) {
   const int protocol = SSL_version(ssl);
-  if (protocol != TLS1_3_VERSION && !(protocol == TLS1_2_VERSION && SSL_get_extms_support(ssl) == 1)) {
+  if (protocol != TLS1_3_VERSION &&
+      !(protocol == TLS1_2_VERSION && SSL_get_extms_support(ssl) == 1)) {
     return std::nullopt;
   }
   static constexpr char label[] = "EXPORTER-Channel-Binding";
@@ -137,8 +139,9 @@ std::optional<std::string> unique(SSL* ssl, bool is_server) {
   if (SSL_version(ssl) != TLS1_2_VERSION || SSL_get_extms_support(ssl) != 1) return std::nullopt;
   const bool sent_first = (SSL_session_reused(ssl) == 1) == is_server;
   std::array<unsigned char, EVP_MAX_MD_SIZE> finished{};
-  const std::size_t length = sent_first ? SSL_get_finished(ssl, finished.data(), finished.size())
-                                        : SSL_get_peer_finished(ssl, finished.data(), finished.size());
+  const std::size_t length = sent_first
+                                 ? SSL_get_finished(ssl, finished.data(), finished.size())
+                                 : SSL_get_peer_finished(ssl, finished.data(), finished.size());
   if (length == 0 || length > finished.size()) return std::nullopt;
   return std::string(reinterpret_cast<const char*>(finished.data()), length);
 }
@@ -168,8 +171,9 @@ namespace {
 
 std::string lowercase(std::string_view text) {
   std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  });
   return lower;
 }
 
@@ -221,7 +225,8 @@ std::shared_ptr<boost::asio::ssl::context> make_context(
   auto context = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
   SSL_CTX* native = context->native_handle();
   auto owner = std::make_unique<std::shared_ptr<CertificateStoreShared>>(shared);
-  if (shared_state_index() < 0 || SSL_CTX_set_ex_data(native, shared_state_index(), owner.get()) != 1) {
+  if (shared_state_index() < 0 ||
+      SSL_CTX_set_ex_data(native, shared_state_index(), owner.get()) != 1) {
     fail(files.cert_file, "cannot attach the certificate store to the TLS context");
   }
   static_cast<void>(owner.release());
@@ -247,7 +252,7 @@ void CertificateStore::load(const std::vector<CertificateFiles>& files) {
     }
   }
   std::unordered_map<std::string, std::weak_ptr<boost::asio::ssl::context>> weak(contexts.begin(),
-                                                                                contexts.end());
+                                                                                 contexts.end());
   const std::lock_guard lock(mutex_);
   {
     const std::lock_guard shared_lock(shared_->mutex);
@@ -257,7 +262,8 @@ void CertificateStore::load(const std::vector<CertificateFiles>& files) {
   fallback_ = std::move(first);
 }
 
-std::shared_ptr<boost::asio::ssl::context> CertificateStore::context_for(std::string_view domain) const {
+std::shared_ptr<boost::asio::ssl::context> CertificateStore::context_for(
+    std::string_view domain) const {
   const std::lock_guard lock(mutex_);
   if (const auto* entry = find_domain(by_domain_, domain)) return *entry;
   return fallback_;

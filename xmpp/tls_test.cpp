@@ -49,12 +49,13 @@ class Certificates {
     if (std::system(full.c_str()) != 0) throw std::runtime_error("failed: " + command);
   }
   void issue(const std::string& name, const std::string& san, const std::string& digest) const {
-    std::ofstream(dir_ / (name + ".ext")) << "subjectAltName=" << san
-                                          << "\nextendedKeyUsage=serverAuth\n";
+    std::ofstream(dir_ / (name + ".ext"))
+        << "subjectAltName=" << san << "\nextendedKeyUsage=serverAuth\n";
     run("openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -keyout " + name +
         ".key -out " + name + ".csr -subj '/CN=" + name + "'");
-    run("openssl x509 -req -in " + name + ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -" +
-        digest + " -extfile " + name + ".ext -out " + name + ".crt");
+    run("openssl x509 -req -in " + name +
+        ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -" + digest + " -extfile " + name +
+        ".ext -out " + name + ".crt");
   }
 
   fs::path dir_;
@@ -81,7 +82,8 @@ class Handshake {
       : client_context_(SSL_CTX_new(TLS_client_method())) {
     SSL_CTX_load_verify_locations(client_context_, certificates().path("ca.crt").c_str(), nullptr);
     SSL_CTX_set_verify(client_context_, SSL_VERIFY_PEER, nullptr);
-    if (options.max_version != 0) SSL_CTX_set_max_proto_version(client_context_, options.max_version);
+    if (options.max_version != 0)
+      SSL_CTX_set_max_proto_version(client_context_, options.max_version);
     // A SHA-1 signed certificate is only accepted at security level 0.
     if (options.accept_sha1_signatures) SSL_CTX_set_security_level(client_context_, 0);
     if (options.without_extended_master_secret) {
@@ -90,10 +92,12 @@ class Handshake {
     client_ = SSL_new(client_context_);
     server_ = SSL_new(server_context);
     if (options.resume != nullptr) SSL_set_session(client_, options.resume);
-    if (!options.server_name.empty()) SSL_set_tlsext_host_name(client_, options.server_name.c_str());
+    if (!options.server_name.empty())
+      SSL_set_tlsext_host_name(client_, options.server_name.c_str());
     if (!options.alpn.empty()) {
       std::string wire;
-      for (const auto& protocol : options.alpn) wire += static_cast<char>(protocol.size()) + protocol;
+      for (const auto& protocol : options.alpn)
+        wire += static_cast<char>(protocol.size()) + protocol;
       SSL_set_alpn_protos(client_, reinterpret_cast<const unsigned char*>(wire.data()),
                           static_cast<unsigned int>(wire.size()));
     }
@@ -176,7 +180,8 @@ std::string certificate_hash(const std::string& file, const EVP_MD* digest) {
 class TlsTest : public ::testing::Test {
  protected:
   TlsTest() : store_({"xmpp-client"}) {
-    store_.load({certificates().files("a.test"), certificates().files("b.test"),
+    store_.load({certificates().files("a.test"),
+                 certificates().files("b.test"),
                  {"*.wild.test", certificates().path("wild.test.crt"),
                   certificates().path("wild.test.key")}});
   }
@@ -207,7 +212,8 @@ TEST_F(TlsTest, ExporterDiffersBetweenConnections) {
 }
 
 TEST_F(TlsTest, Tls12WithExtendedMasterSecretHasExporterAndUnique) {
-  Handshake handshake(store_.context_for("a.test")->native_handle(), {.max_version = TLS1_2_VERSION});
+  Handshake handshake(store_.context_for("a.test")->native_handle(),
+                      {.max_version = TLS1_2_VERSION});
   ASSERT_TRUE(handshake.run());
   EXPECT_EQ(version(handshake.server()), "TLSv1.2");
   const auto exporter = channel_binding(handshake.server(), "tls-exporter", true);
@@ -218,7 +224,8 @@ TEST_F(TlsTest, Tls12WithExtendedMasterSecretHasExporterAndUnique) {
   EXPECT_EQ(unique->size(), 12u);
   EXPECT_EQ(unique, channel_binding(handshake.client(), "tls-unique", false));
   std::array<unsigned char, 64> client_finished{};
-  const auto length = SSL_get_finished(handshake.client(), client_finished.data(), client_finished.size());
+  const auto length =
+      SSL_get_finished(handshake.client(), client_finished.data(), client_finished.size());
   EXPECT_EQ(*unique, std::string(reinterpret_cast<const char*>(client_finished.data()), length));
 }
 
@@ -226,8 +233,8 @@ TEST_F(TlsTest, TlsUniqueOnResumptionIsTheServerFinished) {
   SSL_CTX* server_context = store_.context_for("a.test")->native_handle();
   Handshake full(server_context, {.max_version = TLS1_2_VERSION});
   ASSERT_TRUE(full.run());
-  const std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session(SSL_get1_session(full.client()),
-                                                                          SSL_SESSION_free);
+  const std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session(
+      SSL_get1_session(full.client()), SSL_SESSION_free);
   ASSERT_NE(session, nullptr);
 
   Handshake resumed(server_context, {.max_version = TLS1_2_VERSION, .resume = session.get()});
@@ -263,8 +270,8 @@ TEST_F(TlsTest, ServerEndPointIsTheHashOfTheServerCertificate) {
 TEST_F(TlsTest, ServerEndPointFollowsTheSignatureHashButNeverSha1) {
   for (const auto& [domain, digest] :
        {std::pair{"sha1.test", EVP_sha256()}, std::pair{"sha384.test", EVP_sha384()}}) {
-    const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(SSL_CTX_new(TLS_server_method()),
-                                                                     SSL_CTX_free);
+    const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(
+        SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
     SSL_CTX_set_security_level(context.get(), 0);
     const auto files = certificates().files(domain);
     configure_server_context(context.get(), files.cert_file, files.key_file, nullptr);
@@ -294,17 +301,20 @@ TEST_F(TlsTest, SniSwitchesToTheNamedDomain) {
   EXPECT_EQ(channel_binding(to_b.server(), "tls-server-end-point", true),
             certificate_hash(certificates().path("b.test.crt"), EVP_sha256()));
 
-  Handshake to_wildcard(store_.context_for("a.test")->native_handle(), {.server_name = "X.Wild.Test"});
+  Handshake to_wildcard(store_.context_for("a.test")->native_handle(),
+                        {.server_name = "X.Wild.Test"});
   ASSERT_TRUE(to_wildcard.run());
   EXPECT_EQ(to_wildcard.peer_common_name(), "wild.test");
 
-  Handshake to_unknown(store_.context_for("b.test")->native_handle(), {.server_name = "other.test"});
+  Handshake to_unknown(store_.context_for("b.test")->native_handle(),
+                       {.server_name = "other.test"});
   ASSERT_TRUE(to_unknown.run());
   EXPECT_EQ(to_unknown.peer_common_name(), "b.test");
 }
 
 TEST_F(TlsTest, AlpnSelectsOurProtocolOrNone) {
-  Handshake matching(store_.context_for("a.test")->native_handle(), {.alpn = {"h2", "xmpp-client"}});
+  Handshake matching(store_.context_for("a.test")->native_handle(),
+                     {.alpn = {"h2", "xmpp-client"}});
   ASSERT_TRUE(matching.run());
   EXPECT_EQ(matching.selected_alpn(), "xmpp-client");
 
@@ -379,7 +389,8 @@ TEST_F(TlsTest, OldContextKeepsWorkingAfterReloadAndStoreDestruction) {
   store->load({certificates().files("b.test"), certificates().files("a.test")});
   EXPECT_NE(store->context_for("a.test"), old_context);
 
-  Handshake after_reload(old_context->native_handle(), {.server_name = "b.test", .alpn = {"xmpp-client"}});
+  Handshake after_reload(old_context->native_handle(),
+                         {.server_name = "b.test", .alpn = {"xmpp-client"}});
   ASSERT_TRUE(after_reload.run());
   EXPECT_EQ(after_reload.peer_common_name(), "b.test");
   EXPECT_EQ(after_reload.selected_alpn(), "xmpp-client");
