@@ -58,6 +58,10 @@ struct Failure {
 //   auto creds = lookup(*user)                        // nullopt if unknown
 //   auto challenge = s.server_first(creds);           // send as <challenge/>
 //   auto result = s.client_final(response);           // server-final for <success/> or Failure
+// Failures: "malformed-request" for bad syntax and steps out of order;
+// "not-authorized" for a wrong proof, an unknown user, a SASLprep-prohibited
+// username, a channel binding downgrade ("y" while -PLUS was offered), an
+// unsupported channel binding type or mismatching channel binding data.
 class ScramServer {
  public:
   // plus: this is the -PLUS mechanism. plus_offered: the server advertised a
