@@ -1,0 +1,250 @@
+#include "storage/memory/memory_storage.hpp"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "storage/backend_support.hpp"
+
+namespace parley::storage::memory {
+
+namespace {
+
+struct StoredItem {
+  RosterItem item;  // for a tombstone only item.jid is kept
+  std::int64_t version = 0;
+  bool removed = false;
+};
+
+struct OwnerRoster {
+  std::int64_t version = 0;
+  // Tombstones are kept for the owner's lifetime, as in the SQL backends.
+  std::map<std::string, StoredItem> items;
+  std::vector<RosterStore::PendingIn> pending;  // oldest request first
+};
+
+struct State {
+  std::mutex mutex;
+  std::map<std::string, std::map<std::string, Account>> accounts;  // domain -> username -> account
+  std::unordered_map<std::string, OwnerRoster> rosters;
+  std::unordered_map<std::string, std::vector<std::string>> offline;
+};
+
+class MemoryAccounts final : public AccountStore {
+ public:
+  explicit MemoryAccounts(State& state) : state_(state) {}
+
+  bool create(const Account& account) override {
+    std::lock_guard lock(state_.mutex);
+    return state_.accounts[account.domain].try_emplace(account.username, account).second;
+  }
+
+  std::optional<Account> find(const std::string& username, const std::string& domain) override {
+    std::lock_guard lock(state_.mutex);
+    auto* account = locate(username, domain);
+    if (account == nullptr) return std::nullopt;
+    return *account;
+  }
+
+  bool set_credentials(const std::string& username, const std::string& domain,
+                       const sasl::ScramCredentials& sha1,
+                       const sasl::ScramCredentials& sha256) override {
+    std::lock_guard lock(state_.mutex);
+    auto* account = locate(username, domain);
+    if (account == nullptr) return false;
+    account->sha1 = sha1;
+    account->sha256 = sha256;
+    return true;
+  }
+
+  bool remove(const std::string& username, const std::string& domain) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found_domain = state_.accounts.find(domain);
+    if (found_domain == state_.accounts.end() || found_domain->second.erase(username) == 0) return false;
+    if (found_domain->second.empty()) state_.accounts.erase(found_domain);
+    const auto owner = owner_jid(username, domain);
+    state_.rosters.erase(owner);
+    state_.offline.erase(owner);
+    return true;
+  }
+
+  std::vector<std::string> list(const std::string& domain) override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> usernames;
+    const auto found = state_.accounts.find(domain);
+    if (found == state_.accounts.end()) return usernames;
+    usernames.reserve(found->second.size());
+    for (const auto& [username, account] : found->second) usernames.push_back(username);
+    return usernames;
+  }
+
+ private:
+  Account* locate(const std::string& username, const std::string& domain) {
+    const auto found_domain = state_.accounts.find(domain);
+    if (found_domain == state_.accounts.end()) return nullptr;
+    const auto found = found_domain->second.find(username);
+    return found == found_domain->second.end() ? nullptr : &found->second;
+  }
+
+  State& state_;
+};
+
+class MemoryRoster final : public RosterStore {
+ public:
+  explicit MemoryRoster(State& state) : state_(state) {}
+
+  Roster get(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* roster = locate(owner);
+    if (roster == nullptr) return {};
+    Roster result{roster->version, {}};
+    for (const auto& [jid, stored] : roster->items) {
+      if (!stored.removed) result.items.push_back(stored.item);
+    }
+    return result;
+  }
+
+  std::optional<RosterItem> get_item(const std::string& owner, const std::string& jid) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* roster = locate(owner);
+    if (roster == nullptr) return std::nullopt;
+    const auto found = roster->items.find(jid);
+    if (found == roster->items.end() || found->second.removed) return std::nullopt;
+    return found->second.item;
+  }
+
+  std::int64_t put_item(const std::string& owner, const RosterItem& item) override {
+    std::lock_guard lock(state_.mutex);
+    auto& roster = state_.rosters[owner];
+    auto& stored = roster.items[item.jid];
+    stored.item = item;
+    stored.item.groups = unique_groups(item.groups);
+    stored.removed = false;
+    stored.version = ++roster.version;
+    return stored.version;
+  }
+
+  std::optional<std::int64_t> remove_item(const std::string& owner, const std::string& jid) override {
+    std::lock_guard lock(state_.mutex);
+    auto* roster = locate(owner);
+    if (roster == nullptr) return std::nullopt;
+    const auto found = roster->items.find(jid);
+    if (found == roster->items.end() || found->second.removed) return std::nullopt;
+    found->second = StoredItem{removed_item(jid), ++roster->version, true};
+    return roster->version;
+  }
+
+  std::optional<std::vector<RosterChange>> changes_since(const std::string& owner,
+                                                         std::int64_t since) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* roster = locate(owner);
+    const auto current = roster != nullptr ? roster->version : 0;
+    if (since < 0 || since > current) return std::nullopt;
+    std::vector<const StoredItem*> changed;
+    if (roster != nullptr) {
+      for (const auto& [jid, stored] : roster->items) {
+        if (stored.version > since) changed.push_back(&stored);
+      }
+    }
+    std::ranges::sort(changed, {}, &StoredItem::version);
+    std::vector<RosterChange> changes;
+    changes.reserve(changed.size());
+    for (const auto* stored : changed) changes.push_back(RosterChange{stored->item, stored->removed});
+    return changes;
+  }
+
+  std::int64_t version(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* roster = locate(owner);
+    return roster != nullptr ? roster->version : 0;
+  }
+
+  void add_pending_in(const std::string& owner, const std::string& from,
+                      const std::string& stanza) override {
+    std::lock_guard lock(state_.mutex);
+    auto& pending = state_.rosters[owner].pending;
+    // A repeated request moves to the end, as in the SQL backends.
+    std::erase_if(pending, [&](const PendingIn& request) { return request.from == from; });
+    pending.push_back(PendingIn{from, stanza});
+  }
+
+  bool remove_pending_in(const std::string& owner, const std::string& from) override {
+    std::lock_guard lock(state_.mutex);
+    auto* roster = locate(owner);
+    if (roster == nullptr) return false;
+    return std::erase_if(roster->pending, [&](const PendingIn& request) { return request.from == from; }) > 0;
+  }
+
+  std::vector<PendingIn> pending_in(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* roster = locate(owner);
+    if (roster == nullptr) return {};
+    return roster->pending;
+  }
+
+ private:
+  OwnerRoster* locate(const std::string& owner) {
+    const auto found = state_.rosters.find(owner);
+    return found == state_.rosters.end() ? nullptr : &found->second;
+  }
+
+  State& state_;
+};
+
+class MemoryOffline final : public OfflineStore {
+ public:
+  explicit MemoryOffline(State& state) : state_(state) {}
+
+  bool push(const std::string& owner, const std::string& stanza, std::size_t limit) override {
+    std::lock_guard lock(state_.mutex);
+    auto& stanzas = state_.offline[owner];
+    if (stanzas.size() >= limit) {
+      if (stanzas.empty()) state_.offline.erase(owner);
+      return false;
+    }
+    stanzas.push_back(stanza);
+    return true;
+  }
+
+  std::vector<std::string> pop_all(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.offline.find(owner);
+    if (found == state_.offline.end()) return {};
+    auto stanzas = std::move(found->second);
+    state_.offline.erase(found);
+    return stanzas;
+  }
+
+  std::size_t count(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.offline.find(owner);
+    return found == state_.offline.end() ? 0 : found->second.size();
+  }
+
+ private:
+  State& state_;
+};
+
+class MemoryStorage final : public Storage {
+ public:
+  MemoryStorage() : accounts_(state_), roster_(state_), offline_(state_) {}
+
+  AccountStore& accounts() override { return accounts_; }
+  RosterStore& roster() override { return roster_; }
+  OfflineStore& offline() override { return offline_; }
+  void flush() override {}
+  std::string backend_name() const override { return "memory"; }
+
+ private:
+  State state_;
+  MemoryAccounts accounts_;
+  MemoryRoster roster_;
+  MemoryOffline offline_;
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> open() { return std::make_unique<MemoryStorage>(); }
+
+}  // namespace parley::storage::memory

@@ -1,0 +1,78 @@
+// storage::open(uri): choosing a backend from the configured URI.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "storage/storage.hpp"
+#include "storage/test_support.hpp"
+
+namespace parley::storage {
+namespace {
+
+std::string open_error(const std::string& uri) {
+  try {
+    open(uri);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+TEST(StorageOpen, MemoryUri) { EXPECT_EQ(open("memory:")->backend_name(), "memory"); }
+
+TEST(StorageOpen, MemoryBackendsDoNotShareData) {
+  auto first = open("memory:");
+  auto second = open("memory:");
+  ASSERT_TRUE(first->offline().push("alice@example.org", "<m/>", 5));
+  EXPECT_EQ(second->offline().count("alice@example.org"), 0u);
+}
+
+TEST(StorageOpen, SqliteUriWithAbsolutePathCreatesTheFile) {
+  testing::TempDir dir;
+  const auto path = dir.file("parley.db");
+  EXPECT_EQ(open("sqlite:" + path)->backend_name(), "sqlite");
+  EXPECT_TRUE(std::filesystem::is_regular_file(path));
+}
+
+TEST(StorageOpen, SqlitePathIsRelativeToTheWorkingDirectory) {
+  testing::TempDir dir;
+  struct WorkingDirectory {
+    std::filesystem::path previous = std::filesystem::current_path();
+    ~WorkingDirectory() { std::filesystem::current_path(previous); }
+  };
+  {
+    WorkingDirectory restore;
+    std::filesystem::current_path(dir.path());
+    auto storage = open("sqlite:relative.db");
+    ASSERT_TRUE(storage->accounts().create(Account{"alice", "example.org", {}, {}, 1}));
+  }
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir.path() / "relative.db"));
+}
+
+TEST(StorageOpen, UnknownSchemeIsRefusedWithTheExpectedForms) {
+  EXPECT_EQ(open_error("mysql://localhost/parley"),
+            "unknown storage backend 'mysql' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("postgres:x"), "unknown storage backend 'postgres' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("memory"), "unknown storage backend 'memory' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error(""), "unknown storage backend '' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("SQLITE:x.db"), "unknown storage backend 'SQLITE' (expected memory: or sqlite:PATH)");
+}
+
+TEST(StorageOpen, SqliteWithoutPathIsRefused) {
+  EXPECT_NE(open_error("sqlite:").find("needs a database path"), std::string::npos);
+}
+
+TEST(StorageOpen, MemoryWithSomethingAfterTheColonIsRefused) {
+  EXPECT_NE(open_error("memory:foo").find("takes nothing after the colon"), std::string::npos);
+}
+
+TEST(StorageOpen, SqliteInMissingDirectoryIsRefusedWithoutCreatingIt) {
+  testing::TempDir dir;
+  const auto missing = dir.path() / "no-such-dir";
+  const auto message = open_error("sqlite:" + (missing / "parley.db").string());
+  EXPECT_NE(message.find("directory '" + missing.string() + "' does not exist"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+}  // namespace
+}  // namespace parley::storage
