@@ -29,10 +29,14 @@ RosterItem removed_item(std::string jid) {
 
 std::string_view subscription_name(Subscription subscription) {
   switch (subscription) {
-    case Subscription::none: return "none";
-    case Subscription::to: return "to";
-    case Subscription::from: return "from";
-    case Subscription::both: return "both";
+    case Subscription::none:
+      return "none";
+    case Subscription::to:
+      return "to";
+    case Subscription::from:
+      return "from";
+    case Subscription::both:
+      return "both";
   }
   return "none";
 }

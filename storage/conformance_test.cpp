@@ -85,7 +85,8 @@ class StorageConformance : public ::testing::TestWithParam<BackendKind> {
     std::map<std::string, RosterChange> by_jid;
     if (!changes) return by_jid;
     for (const auto& change : *changes) {
-      EXPECT_TRUE(by_jid.emplace(change.item.jid, change).second) << "jid repeated: " << change.item.jid;
+      EXPECT_TRUE(by_jid.emplace(change.item.jid, change).second)
+          << "jid repeated: " << change.item.jid;
     }
     return by_jid;
   }
@@ -96,7 +97,9 @@ class StorageConformance : public ::testing::TestWithParam<BackendKind> {
 
 // ---- Storage ---------------------------------------------------------------
 
-TEST_P(StorageConformance, ReportsItsBackendName) { EXPECT_EQ(storage().backend_name(), GetParam().name); }
+TEST_P(StorageConformance, ReportsItsBackendName) {
+  EXPECT_EQ(storage().backend_name(), GetParam().name);
+}
 
 TEST_P(StorageConformance, FlushKeepsData) {
   ASSERT_TRUE(accounts().create(account("alice", "example.org")));
@@ -161,7 +164,8 @@ TEST_P(StorageConformance, SetCredentialsReplacesBothSets) {
 }
 
 TEST_P(StorageConformance, SetCredentialsOnMissingAccountIsFalseAndCreatesNothing) {
-  EXPECT_FALSE(accounts().set_credentials("ghost", "example.org", credentials('a'), credentials('b')));
+  EXPECT_FALSE(
+      accounts().set_credentials("ghost", "example.org", credentials('a'), credentials('b')));
   EXPECT_FALSE(accounts().find("ghost", "example.org").has_value());
   EXPECT_TRUE(accounts().list("example.org").empty());
 }
@@ -211,7 +215,8 @@ TEST_P(StorageConformance, ListIsSortedAndPerDomain) {
 
 TEST_P(StorageConformance, ListSortsUnicodeByteWise) {
   // Normalised UTF-8 sorts by bytes: ASCII first, then by code point.
-  for (const auto* name : {"\xc3\xa9mile", "zoe", "\xe6\x97\xa5\xe6\x9c\xac", "adam", "\xf0\x9f\x98\x80"}) {
+  for (const auto* name :
+       {"\xc3\xa9mile", "zoe", "\xe6\x97\xa5\xe6\x9c\xac", "adam", "\xf0\x9f\x98\x80"}) {
     ASSERT_TRUE(accounts().create(account(name, "example.org")));
   }
   EXPECT_EQ(accounts().list("example.org"),
@@ -316,7 +321,8 @@ TEST_P(StorageConformance, PutItemReplacesAnExistingItemWhole) {
 TEST_P(StorageConformance, EverySubscriptionStateAndFlagRoundTrips) {
   const std::string owner = "alice@example.org";
   int n = 0;
-  for (const auto subscription : {Subscription::none, Subscription::to, Subscription::from, Subscription::both}) {
+  for (const auto subscription :
+       {Subscription::none, Subscription::to, Subscription::from, Subscription::both}) {
     for (const bool ask : {false, true}) {
       for (const bool approved : {false, true}) {
         auto contact = item("contact" + std::to_string(n++) + "@example.net", "n", subscription);
@@ -383,12 +389,12 @@ TEST_P(StorageConformance, RostersOfDifferentOwnersAreIndependent) {
 
 TEST_P(StorageConformance, ChangesSinceGivesLatestStatesAndRemovalsAfterTheVersion) {
   const std::string owner = "alice@example.org";
-  roster().put_item(owner, item("a@x.example", "A"));                            // 1
-  roster().put_item(owner, item("b@x.example", "B"));                            // 2
-  roster().put_item(owner, item("c@x.example", "C"));                            // 3
+  roster().put_item(owner, item("a@x.example", "A"));                              // 1
+  roster().put_item(owner, item("b@x.example", "B"));                              // 2
+  roster().put_item(owner, item("c@x.example", "C"));                              // 3
   roster().put_item(owner, item("a@x.example", "A2", Subscription::both, {"G"}));  // 4
-  ASSERT_EQ(roster().remove_item(owner, "b@x.example"), 5);                      // 5
-  roster().put_item(owner, item("d@x.example", "D"));                            // 6
+  ASSERT_EQ(roster().remove_item(owner, "b@x.example"), 5);                        // 5
+  roster().put_item(owner, item("d@x.example", "D"));                              // 6
 
   const auto after2 = changes_by_jid(owner, 2);
   ASSERT_EQ(after2.size(), 4u);
@@ -463,9 +469,9 @@ TEST_P(StorageConformance, ReaddingARemovedItemReportsItPresent) {
 
 TEST_P(StorageConformance, UnicodeJidsNamesAndGroupsRoundTrip) {
   const std::string owner = "\xe6\x97\xa5\xe6\x9c\xac@b\xc3\xbc\x63her.example";
-  const auto contact = item("\xd0\xbc\xd0\xb8\xd1\x80@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.example",
-                            "\xf0\x9f\x98\x80 Smile", Subscription::both,
-                            {"\xe5\x8f\x8b\xe9\x81\x94", "Caf\xc3\xa9"});
+  const auto contact = item(
+      "\xd0\xbc\xd0\xb8\xd1\x80@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.example",
+      "\xf0\x9f\x98\x80 Smile", Subscription::both, {"\xe5\x8f\x8b\xe9\x81\x94", "Caf\xc3\xa9"});
   roster().put_item(owner, contact);
   EXPECT_EQ(roster().get_item(owner, contact.jid), contact);
   EXPECT_EQ(roster().get(owner).items, std::vector<RosterItem>{contact});
@@ -477,8 +483,10 @@ TEST_P(StorageConformance, UnicodeJidsNamesAndGroupsRoundTrip) {
 
 TEST_P(StorageConformance, PendingSubscriptionsAreKeptInArrivalOrder) {
   const std::string owner = "alice@example.org";
-  roster().add_pending_in(owner, "bob@example.net", "<presence from='bob@example.net' type='subscribe'/>");
-  roster().add_pending_in(owner, "carol@example.net", "<presence from='carol@example.net' type='subscribe'/>");
+  roster().add_pending_in(owner, "bob@example.net",
+                          "<presence from='bob@example.net' type='subscribe'/>");
+  roster().add_pending_in(owner, "carol@example.net",
+                          "<presence from='carol@example.net' type='subscribe'/>");
   const auto pending = roster().pending_in(owner);
   ASSERT_EQ(pending.size(), 2u);
   EXPECT_EQ(pending[0].from, "bob@example.net");
@@ -532,8 +540,9 @@ TEST_P(StorageConformance, OfflineMessagesComeBackInOrderAndAreDeleted) {
   ASSERT_TRUE(offline().push(owner, "<message id='2'/>", 10));
   ASSERT_TRUE(offline().push(owner, "<message id='3'/>", 10));
   EXPECT_EQ(offline().count(owner), 3u);
-  EXPECT_EQ(offline().pop_all(owner),
-            (std::vector<std::string>{"<message id='1'/>", "<message id='2'/>", "<message id='3'/>"}));
+  EXPECT_EQ(
+      offline().pop_all(owner),
+      (std::vector<std::string>{"<message id='1'/>", "<message id='2'/>", "<message id='3'/>"}));
   EXPECT_EQ(offline().count(owner), 0u);
   EXPECT_TRUE(offline().pop_all(owner).empty());
 }
@@ -545,13 +554,15 @@ TEST_P(StorageConformance, PopAllOfNobodyIsEmpty) {
 
 TEST_P(StorageConformance, OfflineLimitRefusesTheMessageOverIt) {
   const std::string owner = "alice@example.org";
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(offline().push(owner, "<m" + std::to_string(i) + "/>", 3));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(offline().push(owner, "<m" + std::to_string(i) + "/>", 3));
   EXPECT_FALSE(offline().push(owner, "<too-many/>", 3));
   EXPECT_EQ(offline().count(owner), 3u);
   // A larger limit lets more in; a smaller one refuses even though fewer were allowed before.
   EXPECT_TRUE(offline().push(owner, "<m3/>", 4));
   EXPECT_FALSE(offline().push(owner, "<m4/>", 2));
-  EXPECT_EQ(offline().pop_all(owner), (std::vector<std::string>{"<m0/>", "<m1/>", "<m2/>", "<m3/>"}));
+  EXPECT_EQ(offline().pop_all(owner),
+            (std::vector<std::string>{"<m0/>", "<m1/>", "<m2/>", "<m3/>"}));
   EXPECT_TRUE(offline().push(owner, "<after/>", 3));
   EXPECT_EQ(offline().count(owner), 1u);
 }
@@ -586,7 +597,8 @@ TEST_P(StorageConformance, AThousandOfflineMessagesKeepTheirOrder) {
 TEST_P(StorageConformance, LargeAndUnusualStanzasRoundTrip) {
   const std::string owner = "\xc3\xa9mile@example.org";
   const std::string large = "<message><body>" + std::string(256 * 1024, 'x') + "</body></message>";
-  const std::string unicode = "<message><body>\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \"'&amp;</body></message>";
+  const std::string unicode =
+      "<message><body>\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \"'&amp;</body></message>";
   ASSERT_TRUE(offline().push(owner, large, 10));
   ASSERT_TRUE(offline().push(owner, unicode, 10));
   ASSERT_TRUE(offline().push(owner, "", 10));
@@ -644,11 +656,12 @@ TEST_P(StorageConformance, ConcurrentRosterChangesGetDistinctVersions) {
     workers.emplace_back([&, t] {
       for (int i = 0; i < per_thread; ++i) {
         const auto jid = "c" + std::to_string(t) + "-" + std::to_string(i % 10) + "@example.net";
-        versions[static_cast<std::size_t>(t)].push_back(
-            roster().put_item(owner, item(jid, std::to_string(i), Subscription::none, {"G" + std::to_string(t)})));
+        versions[static_cast<std::size_t>(t)].push_back(roster().put_item(
+            owner, item(jid, std::to_string(i), Subscription::none, {"G" + std::to_string(t)})));
         roster().get(owner);
         roster().add_pending_in(owner, jid, "<presence/>");
-        accounts().create(account("user" + std::to_string(t) + "-" + std::to_string(i), "example.org"));
+        accounts().create(
+            account("user" + std::to_string(t) + "-" + std::to_string(i), "example.org"));
       }
     });
   }
@@ -665,8 +678,11 @@ TEST_P(StorageConformance, ConcurrentRosterChangesGetDistinctVersions) {
   EXPECT_EQ(accounts().list("example.org").size(), static_cast<std::size_t>(threads * per_thread));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StorageConformance, ::testing::Values(memory_backend(), sqlite_backend()),
-                         [](const ::testing::TestParamInfo<BackendKind>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, StorageConformance,
+                         ::testing::Values(memory_backend(), sqlite_backend()),
+                         [](const ::testing::TestParamInfo<BackendKind>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace parley::storage

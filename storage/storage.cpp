@@ -10,7 +10,8 @@ std::unique_ptr<Storage> open(const std::string& uri) {
   const auto scheme = uri.substr(0, colon);
   const auto rest = colon == std::string::npos ? std::string() : uri.substr(colon + 1);
   if (colon != std::string::npos && scheme == "memory") {
-    if (!rest.empty()) throw Error("storage 'memory:' takes nothing after the colon, got '" + uri + "'");
+    if (!rest.empty())
+      throw Error("storage 'memory:' takes nothing after the colon, got '" + uri + "'");
     return memory::open();
   }
   if (colon != std::string::npos && scheme == "sqlite") {

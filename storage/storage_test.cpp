@@ -1,9 +1,10 @@
 // storage::open(uri): choosing a backend from the configured URI.
+#include "storage/storage.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "storage/storage.hpp"
 #include "storage/test_support.hpp"
 
 namespace parley::storage {
@@ -52,10 +53,13 @@ TEST(StorageOpen, SqlitePathIsRelativeToTheWorkingDirectory) {
 TEST(StorageOpen, UnknownSchemeIsRefusedWithTheExpectedForms) {
   EXPECT_EQ(open_error("mysql://localhost/parley"),
             "unknown storage backend 'mysql' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("postgres:x"), "unknown storage backend 'postgres' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("memory"), "unknown storage backend 'memory' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("postgres:x"),
+            "unknown storage backend 'postgres' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("memory"),
+            "unknown storage backend 'memory' (expected memory: or sqlite:PATH)");
   EXPECT_EQ(open_error(""), "unknown storage backend '' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("SQLITE:x.db"), "unknown storage backend 'SQLITE' (expected memory: or sqlite:PATH)");
+  EXPECT_EQ(open_error("SQLITE:x.db"),
+            "unknown storage backend 'SQLITE' (expected memory: or sqlite:PATH)");
 }
 
 TEST(StorageOpen, SqliteWithoutPathIsRefused) {
@@ -70,7 +74,8 @@ TEST(StorageOpen, SqliteInMissingDirectoryIsRefusedWithoutCreatingIt) {
   testing::TempDir dir;
   const auto missing = dir.path() / "no-such-dir";
   const auto message = open_error("sqlite:" + (missing / "parley.db").string());
-  EXPECT_NE(message.find("directory '" + missing.string() + "' does not exist"), std::string::npos) << message;
+  EXPECT_NE(message.find("directory '" + missing.string() + "' does not exist"), std::string::npos)
+      << message;
   EXPECT_FALSE(std::filesystem::exists(missing));
 }
 

@@ -13,7 +13,8 @@ namespace parley::storage::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "parley-storage-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "parley-storage-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }

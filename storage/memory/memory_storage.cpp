@@ -61,7 +61,8 @@ class MemoryAccounts final : public AccountStore {
   bool remove(const std::string& username, const std::string& domain) override {
     std::lock_guard lock(state_.mutex);
     const auto found_domain = state_.accounts.find(domain);
-    if (found_domain == state_.accounts.end() || found_domain->second.erase(username) == 0) return false;
+    if (found_domain == state_.accounts.end() || found_domain->second.erase(username) == 0)
+      return false;
     if (found_domain->second.empty()) state_.accounts.erase(found_domain);
     const auto owner = owner_jid(username, domain);
     state_.rosters.erase(owner);
@@ -125,7 +126,8 @@ class MemoryRoster final : public RosterStore {
     return stored.version;
   }
 
-  std::optional<std::int64_t> remove_item(const std::string& owner, const std::string& jid) override {
+  std::optional<std::int64_t> remove_item(const std::string& owner,
+                                          const std::string& jid) override {
     std::lock_guard lock(state_.mutex);
     auto* roster = locate(owner);
     if (roster == nullptr) return std::nullopt;
@@ -150,7 +152,8 @@ class MemoryRoster final : public RosterStore {
     std::ranges::sort(changed, {}, &StoredItem::version);
     std::vector<RosterChange> changes;
     changes.reserve(changed.size());
-    for (const auto* stored : changed) changes.push_back(RosterChange{stored->item, stored->removed});
+    for (const auto* stored : changed)
+      changes.push_back(RosterChange{stored->item, stored->removed});
     return changes;
   }
 
@@ -173,7 +176,8 @@ class MemoryRoster final : public RosterStore {
     std::lock_guard lock(state_.mutex);
     auto* roster = locate(owner);
     if (roster == nullptr) return false;
-    return std::erase_if(roster->pending, [&](const PendingIn& request) { return request.from == from; }) > 0;
+    return std::erase_if(roster->pending,
+                         [&](const PendingIn& request) { return request.from == from; }) > 0;
   }
 
   std::vector<PendingIn> pending_in(const std::string& owner) override {

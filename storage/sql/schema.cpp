@@ -59,79 +59,79 @@ namespace {
 // initialisers (tests), which may run before this one's.
 const std::vector<Migration>& all_migrations() {
   static const std::vector<Migration> list{
-    {
-        1,
-        "accounts, rosters, pending subscriptions, offline messages",
-        {
-            "CREATE TABLE accounts ("
-            " domain {account_part} NOT NULL,"
-            " username {account_part} NOT NULL,"
-            " created_at {bigint} NOT NULL,"
-            " PRIMARY KEY (domain, username)"
-            ") {keyed_table}",
+      {
+          1,
+          "accounts, rosters, pending subscriptions, offline messages",
+          {
+              "CREATE TABLE accounts ("
+              " domain {account_part} NOT NULL,"
+              " username {account_part} NOT NULL,"
+              " created_at {bigint} NOT NULL,"
+              " PRIMARY KEY (domain, username)"
+              ") {keyed_table}",
 
-            "CREATE TABLE account_credentials ("
-            " domain {account_part} NOT NULL,"
-            " username {account_part} NOT NULL,"
-            " hash_name {short_text} NOT NULL,"
-            " salt {blob} NOT NULL,"
-            " iterations {bigint} NOT NULL,"
-            " stored_key {blob} NOT NULL,"
-            " server_key {blob} NOT NULL,"
-            " PRIMARY KEY (domain, username, hash_name),"
-            " FOREIGN KEY (domain, username) REFERENCES accounts (domain, username)"
-            " ON DELETE CASCADE"
-            ") {keyed_table}",
+              "CREATE TABLE account_credentials ("
+              " domain {account_part} NOT NULL,"
+              " username {account_part} NOT NULL,"
+              " hash_name {short_text} NOT NULL,"
+              " salt {blob} NOT NULL,"
+              " iterations {bigint} NOT NULL,"
+              " stored_key {blob} NOT NULL,"
+              " server_key {blob} NOT NULL,"
+              " PRIMARY KEY (domain, username, hash_name),"
+              " FOREIGN KEY (domain, username) REFERENCES accounts (domain, username)"
+              " ON DELETE CASCADE"
+              ") {keyed_table}",
 
-            "CREATE TABLE roster_owners ("
-            " id {serial_pk},"
-            " owner {bare_jid} NOT NULL UNIQUE,"
-            " version {bigint} NOT NULL"
-            ") {table}",
+              "CREATE TABLE roster_owners ("
+              " id {serial_pk},"
+              " owner {bare_jid} NOT NULL UNIQUE,"
+              " version {bigint} NOT NULL"
+              ") {table}",
 
-            "CREATE TABLE roster_items ("
-            " owner_id {bigint} NOT NULL,"
-            " jid {bare_jid} NOT NULL,"
-            " name {text} NOT NULL,"
-            " subscription {short_text} NOT NULL,"
-            " ask {bool} NOT NULL,"
-            " approved {bool} NOT NULL,"
-            " removed {bool} NOT NULL,"
-            " version {bigint} NOT NULL,"
-            " PRIMARY KEY (owner_id, jid),"
-            " FOREIGN KEY (owner_id) REFERENCES roster_owners (id) ON DELETE CASCADE"
-            ") {keyed_table}",
+              "CREATE TABLE roster_items ("
+              " owner_id {bigint} NOT NULL,"
+              " jid {bare_jid} NOT NULL,"
+              " name {text} NOT NULL,"
+              " subscription {short_text} NOT NULL,"
+              " ask {bool} NOT NULL,"
+              " approved {bool} NOT NULL,"
+              " removed {bool} NOT NULL,"
+              " version {bigint} NOT NULL,"
+              " PRIMARY KEY (owner_id, jid),"
+              " FOREIGN KEY (owner_id) REFERENCES roster_owners (id) ON DELETE CASCADE"
+              ") {keyed_table}",
 
-            "CREATE INDEX roster_items_by_version ON roster_items (owner_id, version)",
+              "CREATE INDEX roster_items_by_version ON roster_items (owner_id, version)",
 
-            "CREATE TABLE roster_groups ("
-            " owner_id {bigint} NOT NULL,"
-            " jid {bare_jid} NOT NULL,"
-            " position {bigint} NOT NULL,"
-            " group_name {text} NOT NULL,"
-            " PRIMARY KEY (owner_id, jid, position),"
-            " FOREIGN KEY (owner_id, jid) REFERENCES roster_items (owner_id, jid)"
-            " ON DELETE CASCADE"
-            ") {keyed_table}",
+              "CREATE TABLE roster_groups ("
+              " owner_id {bigint} NOT NULL,"
+              " jid {bare_jid} NOT NULL,"
+              " position {bigint} NOT NULL,"
+              " group_name {text} NOT NULL,"
+              " PRIMARY KEY (owner_id, jid, position),"
+              " FOREIGN KEY (owner_id, jid) REFERENCES roster_items (owner_id, jid)"
+              " ON DELETE CASCADE"
+              ") {keyed_table}",
 
-            "CREATE TABLE roster_pending_in ("
-            " id {serial_pk},"
-            " owner_id {bigint} NOT NULL,"
-            " from_jid {bare_jid} NOT NULL,"
-            " stanza {text} NOT NULL,"
-            " UNIQUE (owner_id, from_jid),"
-            " FOREIGN KEY (owner_id) REFERENCES roster_owners (id) ON DELETE CASCADE"
-            ") {table}",
+              "CREATE TABLE roster_pending_in ("
+              " id {serial_pk},"
+              " owner_id {bigint} NOT NULL,"
+              " from_jid {bare_jid} NOT NULL,"
+              " stanza {text} NOT NULL,"
+              " UNIQUE (owner_id, from_jid),"
+              " FOREIGN KEY (owner_id) REFERENCES roster_owners (id) ON DELETE CASCADE"
+              ") {table}",
 
-            "CREATE TABLE offline_messages ("
-            " id {serial_pk},"
-            " owner {bare_jid} NOT NULL,"
-            " stanza {text} NOT NULL"
-            ") {table}",
+              "CREATE TABLE offline_messages ("
+              " id {serial_pk},"
+              " owner {bare_jid} NOT NULL,"
+              " stanza {text} NOT NULL"
+              ") {table}",
 
-            "CREATE INDEX offline_messages_by_owner ON offline_messages (owner, id)",
-        },
-    },
+              "CREATE INDEX offline_messages_by_owner ON offline_messages (owner, id)",
+          },
+      },
   };
   return list;
 }

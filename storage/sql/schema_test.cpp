@@ -22,7 +22,8 @@ TEST(Schema, EveryStatementRendersInEveryDialect) {
     for (const auto& migration : migrations()) {
       for (const auto statement : migration.statements) {
         const auto rendered = render(statement, *dialect);
-        EXPECT_EQ(rendered.find_first_of("{}"), std::string::npos) << dialect->name << ": " << rendered;
+        EXPECT_EQ(rendered.find_first_of("{}"), std::string::npos)
+            << dialect->name << ": " << rendered;
       }
     }
     EXPECT_EQ(render(version_table, *dialect).find_first_of("{}"), std::string::npos);
@@ -30,10 +31,13 @@ TEST(Schema, EveryStatementRendersInEveryDialect) {
 }
 
 TEST(Schema, DialectsFillInTheirOwnTypes) {
-  const std::string_view statement = "CREATE TABLE t (id {serial_pk}, owner {bare_jid} NOT NULL) {table}";
-  EXPECT_EQ(render(statement, sqlite_dialect), "CREATE TABLE t (id INTEGER PRIMARY KEY, owner TEXT NOT NULL)");
+  const std::string_view statement =
+      "CREATE TABLE t (id {serial_pk}, owner {bare_jid} NOT NULL) {table}";
+  EXPECT_EQ(render(statement, sqlite_dialect),
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, owner TEXT NOT NULL)");
   EXPECT_EQ(render(statement, mysql_dialect),
-            "CREATE TABLE t (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, owner VARBINARY(2047) NOT NULL)"
+            "CREATE TABLE t (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, owner VARBINARY(2047) "
+            "NOT NULL)"
             " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
   EXPECT_EQ(render("x {keyed_table}", sqlite_dialect), "x WITHOUT ROWID");
 }

@@ -79,7 +79,9 @@ void Query::run() {
   }
 }
 
-std::int64_t Query::integer(int column) const { return sqlite3_column_int64(statement_.handle_, column); }
+std::int64_t Query::integer(int column) const {
+  return sqlite3_column_int64(statement_.handle_, column);
+}
 
 std::string Query::text(int column) const {
   const auto* data = sqlite3_column_text(statement_.handle_, column);
@@ -142,8 +144,8 @@ Connection::~Connection() {
 Statement& Connection::cached(std::string_view sql) {
   if (const auto found = statements_.find(sql); found != statements_.end()) return *found->second;
   sqlite3_stmt* handle = nullptr;
-  if (sqlite3_prepare_v3(handle_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                         &handle, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v3(handle_, sql.data(), static_cast<int>(sql.size()),
+                         SQLITE_PREPARE_PERSISTENT, &handle, nullptr) != SQLITE_OK) {
     fail("preparing '" + std::string(sql) + "'");
   }
   auto statement = std::make_unique<Statement>(*this, handle);
@@ -167,7 +169,9 @@ std::int64_t Connection::last_insert_id() const { return sqlite3_last_insert_row
 
 bool Connection::in_transaction() const { return sqlite3_get_autocommit(handle_) == 0; }
 
-void Connection::fail(std::string_view context) const { fail_with(context, sqlite3_errmsg(handle_)); }
+void Connection::fail(std::string_view context) const {
+  fail_with(context, sqlite3_errmsg(handle_));
+}
 
 void Connection::fail_with(std::string_view context, std::string_view reason) const {
   throw Error(database_label(path_) + ": " + std::string(context) + ": " + std::string(reason));

@@ -21,7 +21,8 @@ class Connection;
 
 class Statement {
  public:
-  Statement(Connection& connection, sqlite3_stmt* handle) : connection_(connection), handle_(handle) {}
+  Statement(Connection& connection, sqlite3_stmt* handle)
+      : connection_(connection), handle_(handle) {}
   ~Statement();
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -86,12 +87,15 @@ class Connection {
  private:
   struct TextHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+    std::size_t operator()(std::string_view text) const {
+      return std::hash<std::string_view>{}(text);
+    }
   };
 
   std::string path_;
   sqlite3* handle_ = nullptr;
-  std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> statements_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>>
+      statements_;
 };
 
 // BEGIN IMMEDIATE for writes (takes the write lock up front, so a second

@@ -62,12 +62,12 @@ void migrate(Connection& connection, std::span<const sql::Migration> migrations)
 
 // ---- accounts ------------------------------------------------------------
 
-void write_credentials(Connection& connection, const std::string& domain, const std::string& username,
-                       std::string_view hash_name, const sasl::ScramCredentials& credentials) {
-  Query(connection.cached(
-            "INSERT OR REPLACE INTO account_credentials"
-            " (domain, username, hash_name, salt, iterations, stored_key, server_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)"))
+void write_credentials(Connection& connection, const std::string& domain,
+                       const std::string& username, std::string_view hash_name,
+                       const sasl::ScramCredentials& credentials) {
+  Query(connection.cached("INSERT OR REPLACE INTO account_credentials"
+                          " (domain, username, hash_name, salt, iterations, stored_key, server_key)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)"))
       .bind(domain)
       .bind(username)
       .bind(hash_name)
@@ -187,7 +187,9 @@ std::optional<Owner> find_owner(Connection& connection, const std::string& owner
 
 Owner find_or_add_owner(Connection& connection, const std::string& owner) {
   if (auto found = find_owner(connection, owner)) return *found;
-  Query(connection.cached("INSERT INTO roster_owners (owner, version) VALUES (?, 0)")).bind(owner).run();
+  Query(connection.cached("INSERT INTO roster_owners (owner, version) VALUES (?, 0)"))
+      .bind(owner)
+      .run();
   return Owner{connection.last_insert_id(), 0};
 }
 
@@ -243,10 +245,12 @@ class SqliteRoster final : public RosterStore {
     if (!found) return {};
     Roster roster{found->version, {}};
     static const std::string sql =
-        std::string(item_columns) + " WHERE i.owner_id = ? AND i.removed = 0 ORDER BY i.jid, g.position";
+        std::string(item_columns) +
+        " WHERE i.owner_id = ? AND i.removed = 0 ORDER BY i.jid, g.position";
     Query query(connection.cached(sql));
     query.bind(found->id);
-    for (auto& change : read_items(connection, query)) roster.items.push_back(std::move(change.item));
+    for (auto& change : read_items(connection, query))
+      roster.items.push_back(std::move(change.item));
     return roster;
   }
 
@@ -274,13 +278,13 @@ class SqliteRoster final : public RosterStore {
         .bind(found.id)
         .bind(item.jid)
         .run();
-    Query(connection.cached(
-              "INSERT INTO roster_items"
-              " (owner_id, jid, name, subscription, ask, approved, removed, version)"
-              " VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
-              " ON CONFLICT (owner_id, jid) DO UPDATE SET name = excluded.name,"
-              " subscription = excluded.subscription, ask = excluded.ask,"
-              " approved = excluded.approved, removed = 0, version = excluded.version"))
+    Query(
+        connection.cached("INSERT INTO roster_items"
+                          " (owner_id, jid, name, subscription, ask, approved, removed, version)"
+                          " VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
+                          " ON CONFLICT (owner_id, jid) DO UPDATE SET name = excluded.name,"
+                          " subscription = excluded.subscription, ask = excluded.ask,"
+                          " approved = excluded.approved, removed = 0, version = excluded.version"))
         .bind(found.id)
         .bind(item.jid)
         .bind(item.name)
@@ -291,8 +295,8 @@ class SqliteRoster final : public RosterStore {
         .run();
     std::int64_t position = 0;
     for (const auto& group : unique_groups(item.groups)) {
-      Query(connection.cached(
-                "INSERT INTO roster_groups (owner_id, jid, position, group_name) VALUES (?, ?, ?, ?)"))
+      Query(connection.cached("INSERT INTO roster_groups (owner_id, jid, position, group_name) "
+                              "VALUES (?, ?, ?, ?)"))
           .bind(found.id)
           .bind(item.jid)
           .bind(position++)
@@ -303,7 +307,8 @@ class SqliteRoster final : public RosterStore {
     return version;
   }
 
-  std::optional<std::int64_t> remove_item(const std::string& owner, const std::string& jid) override {
+  std::optional<std::int64_t> remove_item(const std::string& owner,
+                                          const std::string& jid) override {
     std::lock_guard lock(database_.mutex);
     auto& connection = database_.connection;
     Transaction transaction(connection, Kind::write);
@@ -341,7 +346,8 @@ class SqliteRoster final : public RosterStore {
     if (since < 0 || since > current) return std::nullopt;
     if (since == current) return std::vector<RosterChange>{};
     static const std::string sql =
-        std::string(item_columns) + " WHERE i.owner_id = ? AND i.version > ? ORDER BY i.version, g.position";
+        std::string(item_columns) +
+        " WHERE i.owner_id = ? AND i.version > ? ORDER BY i.version, g.position";
     Query query(connection.cached(sql));
     query.bind(found->id).bind(since);
     auto changes = read_items(connection, query);
@@ -369,7 +375,8 @@ class SqliteRoster final : public RosterStore {
         .bind(found.id)
         .bind(from)
         .run();
-    Query(connection.cached("INSERT INTO roster_pending_in (owner_id, from_jid, stanza) VALUES (?, ?, ?)"))
+    Query(connection.cached(
+              "INSERT INTO roster_pending_in (owner_id, from_jid, stanza) VALUES (?, ?, ?)"))
         .bind(found.id)
         .bind(from)
         .bind(stanza)
@@ -380,9 +387,8 @@ class SqliteRoster final : public RosterStore {
   bool remove_pending_in(const std::string& owner, const std::string& from) override {
     std::lock_guard lock(database_.mutex);
     auto& connection = database_.connection;
-    Query(connection.cached(
-              "DELETE FROM roster_pending_in WHERE from_jid = ?"
-              " AND owner_id = (SELECT id FROM roster_owners WHERE owner = ?)"))
+    Query(connection.cached("DELETE FROM roster_pending_in WHERE from_jid = ?"
+                            " AND owner_id = (SELECT id FROM roster_owners WHERE owner = ?)"))
         .bind(from)
         .bind(owner)
         .run();
@@ -435,7 +441,8 @@ class SqliteOffline final : public OfflineStore {
     Transaction transaction(connection, Kind::write);
     std::vector<std::string> stanzas;
     {
-      Query query(connection.cached("SELECT stanza FROM offline_messages WHERE owner = ? ORDER BY id"));
+      Query query(
+          connection.cached("SELECT stanza FROM offline_messages WHERE owner = ? ORDER BY id"));
       query.bind(owner);
       while (query.step()) stanzas.push_back(query.text(0));
     }

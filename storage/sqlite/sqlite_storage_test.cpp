@@ -41,7 +41,8 @@ std::string raw_query(const std::string& path, const std::string& sql) {
   return result;
 }
 
-std::string open_error(const std::string& path, std::span<const sql::Migration> migrations = sql::migrations()) {
+std::string open_error(const std::string& path,
+                       std::span<const sql::Migration> migrations = sql::migrations()) {
   try {
     open(path, migrations);
   } catch (const Error& error) {
@@ -68,11 +69,14 @@ TEST_F(SqliteStorage, FreshFileGetsTheWholeSchema) {
   open(path_);
   EXPECT_EQ(raw_query(path_, "SELECT version FROM schema_version"), latest_version);
   EXPECT_EQ(raw_query(path_, "SELECT COUNT(*) FROM schema_version"), "1");
-  for (const auto* table : {"accounts", "account_credentials", "roster_owners", "roster_items", "roster_groups",
-                            "roster_pending_in", "offline_messages"}) {
-    EXPECT_EQ(raw_query(path_, std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
-                                   table + "'"),
-              "1")
+  for (const auto* table : {"accounts", "account_credentials", "roster_owners", "roster_items",
+                            "roster_groups", "roster_pending_in", "offline_messages"}) {
+    EXPECT_EQ(
+        raw_query(
+            path_,
+            std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
+                table + "'"),
+        "1")
         << table;
   }
 }
@@ -84,12 +88,14 @@ TEST_F(SqliteStorage, UsesWriteAheadLogging) {
 }
 
 TEST_F(SqliteStorage, ReopeningKeepsEverything) {
-  const Account alice{"alice", "example.org", {"salt1", 4096, "sk1", "vk1"}, {"salt2", 8192, "sk2", "vk2"}, 42};
+  const Account alice{
+      "alice", "example.org", {"salt1", 4096, "sk1", "vk1"}, {"salt2", 8192, "sk2", "vk2"}, 42};
   {
     auto storage = open(path_);
     ASSERT_TRUE(storage->accounts().create(alice));
-    storage->roster().put_item("alice@example.org", RosterItem{"bob@example.net", "Bob", Subscription::both,
-                                                               false, true, {"Friends", "Work"}});
+    storage->roster().put_item(
+        "alice@example.org",
+        RosterItem{"bob@example.net", "Bob", Subscription::both, false, true, {"Friends", "Work"}});
     storage->roster().put_item("alice@example.org", contact("carol@example.net"));
     storage->roster().remove_item("alice@example.org", "carol@example.net");
     storage->roster().add_pending_in("alice@example.org", "dave@example.net", "<presence/>");
@@ -122,17 +128,23 @@ TEST_F(SqliteStorage, DataIsVisibleToOtherConnectionsWithoutFlush) {
 
 TEST_F(SqliteStorage, CredentialsAreStoredAsKeysPerHashNeverAPassword) {
   auto storage = open(path_);
-  ASSERT_TRUE(storage->accounts().create(
-      Account{"alice", "example.org", {"s1", 4096, "stored1", "server1"}, {"s2", 4096, "stored2", "server2"}, 1}));
-  EXPECT_EQ(raw_query(path_, "SELECT group_concat(hash_name) FROM (SELECT hash_name FROM account_credentials"
-                             " ORDER BY hash_name)"),
-            "sha1,sha256");
+  ASSERT_TRUE(storage->accounts().create(Account{"alice",
+                                                 "example.org",
+                                                 {"s1", 4096, "stored1", "server1"},
+                                                 {"s2", 4096, "stored2", "server2"},
+                                                 1}));
+  EXPECT_EQ(
+      raw_query(path_,
+                "SELECT group_concat(hash_name) FROM (SELECT hash_name FROM account_credentials"
+                " ORDER BY hash_name)"),
+      "sha1,sha256");
   EXPECT_EQ(raw_query(path_, "SELECT typeof(stored_key) FROM account_credentials LIMIT 1"), "blob");
 }
 
 TEST_F(SqliteStorage, FlushEmptiesTheWriteAheadLog) {
   auto storage = open(path_);
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(storage->offline().push("alice@example.org", std::string(1000, 'x'), 100));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(storage->offline().push("alice@example.org", std::string(1000, 'x'), 100));
   const auto wal = path_ + "-wal";
   ASSERT_TRUE(std::filesystem::exists(wal));
   EXPECT_GT(std::filesystem::file_size(wal), 0u);
@@ -162,7 +174,9 @@ TEST_F(SqliteStorage, FileThatIsNotADatabaseIsRefused) {
 
 TEST_F(SqliteStorage, MissingDirectoryIsRefused) {
   const auto message = open_error(dir_.file("missing/parley.db"));
-  EXPECT_NE(message.find("directory '" + dir_.file("missing") + "' does not exist"), std::string::npos) << message;
+  EXPECT_NE(message.find("directory '" + dir_.file("missing") + "' does not exist"),
+            std::string::npos)
+      << message;
 }
 
 TEST_F(SqliteStorage, DirectoryAsPathIsRefused) {
@@ -184,8 +198,10 @@ TEST_F(SqliteStorage, MigrationsAreAppliedIncrementallyKeepingData) {
   }
   std::vector<sql::Migration> upgraded(released.begin(), released.end());
   const auto next = upgraded.back().version + 1;
-  upgraded.push_back({next, "notes", {"CREATE TABLE notes (owner {bare_jid} NOT NULL, body {text}) {table}",
-                                      "INSERT INTO notes (owner, body) VALUES ('x', 'added by the migration')"}});
+  upgraded.push_back({next,
+                      "notes",
+                      {"CREATE TABLE notes (owner {bare_jid} NOT NULL, body {text}) {table}",
+                       "INSERT INTO notes (owner, body) VALUES ('x', 'added by the migration')"}});
   auto storage = open(path_, upgraded);
   EXPECT_EQ(raw_query(path_, "SELECT version FROM schema_version"), std::to_string(next));
   EXPECT_EQ(raw_query(path_, "SELECT body FROM notes"), "added by the migration");
@@ -196,9 +212,12 @@ TEST_F(SqliteStorage, FailedMigrationIsRolledBackAndReported) {
   open(path_);
   std::vector<sql::Migration> broken(sql::migrations().begin(), sql::migrations().end());
   const auto next = broken.back().version + 1;
-  broken.push_back({next, "half applied", {"CREATE TABLE half (a {bigint})", "CREATE TABLE accounts (a {bigint})"}});
+  broken.push_back({next,
+                    "half applied",
+                    {"CREATE TABLE half (a {bigint})", "CREATE TABLE accounts (a {bigint})"}});
   const auto message = open_error(path_, broken);
-  EXPECT_NE(message.find("migration " + std::to_string(next) + " (half applied) failed"), std::string::npos)
+  EXPECT_NE(message.find("migration " + std::to_string(next) + " (half applied) failed"),
+            std::string::npos)
       << message;
   EXPECT_NE(message.find("already exists"), std::string::npos) << message;
   EXPECT_EQ(raw_query(path_, "SELECT version FROM schema_version"), latest_version);
@@ -214,7 +233,8 @@ TEST_F(SqliteStorage, SqliteFailuresBecomeStorageErrorsWithSqlitesMessage) {
     storage->offline().count("alice@example.org");
     FAIL() << "expected storage::Error";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("no such table: offline_messages"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("no such table: offline_messages"), std::string::npos)
+        << error.what();
   }
   // The failure leaves the connection usable for everything else.
   EXPECT_TRUE(storage->accounts().create(Account{"alice", "example.org", {}, {}, 1}));
@@ -224,8 +244,9 @@ TEST_F(SqliteStorage, SqliteFailuresBecomeStorageErrorsWithSqlitesMessage) {
 
 TEST_F(SqliteStorage, ForeignKeysAreEnforced) {
   auto storage = open(path_);
-  storage->roster().put_item("alice@example.org", RosterItem{"bob@example.net", "", Subscription::none, false,
-                                                             false, {"G"}});
+  storage->roster().put_item(
+      "alice@example.org",
+      RosterItem{"bob@example.net", "", Subscription::none, false, false, {"G"}});
   ASSERT_TRUE(storage->accounts().create(Account{"alice", "example.org", {}, {}, 1}));
   ASSERT_TRUE(storage->accounts().remove("alice", "example.org"));
   EXPECT_EQ(raw_query(path_, "SELECT COUNT(*) FROM roster_groups"), "0");
