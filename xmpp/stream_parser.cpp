@@ -35,6 +35,13 @@ QualifiedName split_name(const XML_Char* name) {
   return {full.substr(0, separator), full.substr(separator + 1)};
 }
 
+bool is_utf8_name(std::string_view encoding) {
+  constexpr std::string_view utf8 = "utf-8";
+  return encoding.size() == utf8.size() &&
+         std::equal(encoding.begin(), encoding.end(), utf8.begin(),
+                    [](char a, char b) { return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b; });
+}
+
 bool is_content_namespace(std::string_view ns) {
   return ns == ns_client || ns == ns_server || ns == ns_component;
 }
@@ -81,6 +88,7 @@ struct StreamParser::Impl {
     XML_SetElementHandler(parser, &Impl::on_start, &Impl::on_end);
     XML_SetCharacterDataHandler(parser, &Impl::on_text);
     XML_SetStartNamespaceDeclHandler(parser, &Impl::on_namespace_declaration);
+    XML_SetXmlDeclHandler(parser, &Impl::on_xml_declaration);
     // RFC 6120 §11.1: none of these may appear in a stream.
     constexpr auto reject = [](void* user, auto...) { self(user).fail("restricted-xml"); };
     XML_SetStartDoctypeDeclHandler(parser, reject);
@@ -144,6 +152,13 @@ struct StreamParser::Impl {
     if (event_end() - item_start <= max_element_bytes) return true;
     fail("policy-violation");
     return false;
+  }
+
+  // Expat reads every stream as UTF-8 whatever the declaration says; a peer
+  // declaring another encoding gets the RFC 6120 §4.9.3.22 error instead of
+  // having its bytes misread.
+  static void on_xml_declaration(void* user, const XML_Char*, const XML_Char* encoding, int) {
+    if (encoding && !is_utf8_name(encoding)) self(user).fail("unsupported-encoding");
   }
 
   static void on_namespace_declaration(void* user, const XML_Char* prefix, const XML_Char* uri) {

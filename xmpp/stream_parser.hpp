@@ -28,8 +28,10 @@ struct FeedResult {
   std::vector<StreamEvent> events;  // events completed by this chunk, in order
   // Empty, or the RFC 6120 §4.9.3 stream error condition that ends the stream:
   // "not-well-formed", "restricted-xml" (DOCTYPE, entities, PIs, comments),
-  // "policy-violation" (element larger than the limit), "invalid-namespace"
-  // (wrong stream element or content namespace), "bad-format".
+  // "policy-violation" (element larger than the limit or nested too deep),
+  // "invalid-namespace" (wrong stream element or content namespace, or a
+  // top-level element in another content namespace), "unsupported-encoding"
+  // (an XML declaration naming an encoding other than UTF-8), "bad-format".
   std::string error;
 };
 

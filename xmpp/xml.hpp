@@ -18,6 +18,8 @@ inline constexpr std::string_view ns_xml = "http://www.w3.org/XML/1998/namespace
 struct Attribute {
   std::string name;  // "xml:lang" for the XML namespace; plain local name otherwise
   std::string value;
+
+  bool operator==(const Attribute&) const = default;
 };
 
 // An element, or a text node when name() is empty. Stanzas of the stream's
