@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -75,6 +76,8 @@ class Connection {
   Statement& cached(std::string_view sql);
   // Runs SQL text once, without caching (schema changes, pragmas).
   void execute(const std::string& sql);
+  // The same, returning SQLite's message on failure instead of throwing.
+  std::optional<std::string> try_execute(const std::string& sql);
 
   std::int64_t changes() const;
   std::int64_t last_insert_id() const;

@@ -46,14 +46,19 @@ void migrate(Connection& connection, std::span<const sql::Migration> migrations)
       return;
     }
     const auto& migration = migrations[static_cast<std::size_t>(current)];
-    try {
-      for (const auto statement : migration.statements) {
-        connection.execute(sql::render(statement, sql::sqlite_dialect));
+    for (const auto statement : migration.statements) {
+      std::optional<std::string> reason;
+      try {
+        const auto sql = sql::render(statement, sql::sqlite_dialect);
+        if (auto error = connection.try_execute(sql)) reason = "'" + sql + "': " + *error;
+      } catch (const Error& error) {
+        reason = error.what();
       }
-    } catch (const Error& error) {
-      connection.fail_with("migration " + std::to_string(migration.version) + " (" +
-                               std::string(migration.description) + ") failed",
-                           error.what());
+      if (reason) {
+        connection.fail_with("migration " + std::to_string(migration.version) + " (" +
+                                 std::string(migration.description) + ") failed",
+                             *reason);
+      }
     }
     Query(connection.cached("UPDATE schema_version SET version = ?")).bind(migration.version).run();
     transaction.commit();

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "storage/test_support.hpp"
 
@@ -223,6 +224,38 @@ TEST_F(SqliteStorage, FailedMigrationIsRolledBackAndReported) {
   EXPECT_EQ(raw_query(path_, "SELECT version FROM schema_version"), latest_version);
   EXPECT_EQ(raw_query(path_, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half'"), "0");
   EXPECT_EQ(open(path_)->backend_name(), "sqlite");
+}
+
+TEST_F(SqliteStorage, MigrationWithUnknownPlaceholderIsRefusedBeforeTouchingTheDatabase) {
+  open(path_);
+  std::vector<sql::Migration> typo(sql::migrations().begin(), sql::migrations().end());
+  typo.push_back({typo.back().version + 1,
+                  "typo",
+                  {"CREATE TABLE t (a {bigint})", "CREATE TABLE u (a {bignit})"}});
+  const auto message = open_error(path_, typo);
+  EXPECT_NE(message.find("{bignit} is unknown"), std::string::npos) << message;
+  EXPECT_EQ(raw_query(path_, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 't'"), "0");
+}
+
+TEST_F(SqliteStorage, TwoProcessesSharingTheFileLoseNoWrites) {
+  // Two backends on one file stand for two processes (the server and an
+  // admin tool): each waits for the other's write lock instead of failing.
+  auto first = open(path_);
+  auto second = open(path_);
+  std::vector<std::thread> writers;
+  for (auto* storage : {first.get(), second.get(), first.get(), second.get()}) {
+    writers.emplace_back([storage] {
+      for (int i = 0; i < 100; ++i) {
+        storage->offline().push("alice@example.org", "<m/>", 1000);
+        storage->roster().put_item("alice@example.org", contact("c" + std::to_string(i) + "@x"));
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  EXPECT_EQ(first->offline().count("alice@example.org"), 400u);
+  EXPECT_EQ(second->offline().count("alice@example.org"), 400u);
+  EXPECT_EQ(second->roster().version("alice@example.org"), 400);
+  EXPECT_EQ(first->roster().get("alice@example.org").items.size(), 100u);
 }
 
 TEST_F(SqliteStorage, SqliteFailuresBecomeStorageErrorsWithSqlitesMessage) {
