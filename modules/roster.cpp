@@ -208,10 +208,10 @@ class RosterService {
       const auto ver = i + 1 == changes.size() ? version : since;
       pushes.push_back(im::roster_push(ev.from, std::move(item), std::to_string(ver)));
     }
-    boost::asio::post(co_await boost::asio::this_coro::executor,
-                      [session = std::move(session), pushes = std::move(pushes)]() mutable {
-                        for (auto& push : pushes) session->deliver(std::move(push));
-                      });
+    const auto executor = co_await boost::asio::this_coro::executor;
+    boost::asio::post(executor, [session = std::move(session), pushes = std::move(pushes)]() mutable {
+      for (auto& push : pushes) session->deliver(std::move(push));
+    });
   }
 
   router::Router& router_;
