@@ -226,7 +226,7 @@ TEST_F(SqliteStorage, FailedMigrationIsRolledBackAndReported) {
   EXPECT_EQ(open(path_)->backend_name(), "sqlite");
 }
 
-TEST_F(SqliteStorage, MigrationWithUnknownPlaceholderIsRefusedBeforeTouchingTheDatabase) {
+TEST_F(SqliteStorage, MigrationWithUnknownPlaceholderIsRefusedAndRolledBack) {
   open(path_);
   std::vector<sql::Migration> typo(sql::migrations().begin(), sql::migrations().end());
   typo.push_back({typo.back().version + 1,
