@@ -12,7 +12,7 @@ class Login(ServerTestCase):
 
     async def test_starttls_scram_sha256(self):
         (alice,) = self.register("alice")
-        client = await self.client(alice, mechanism="SCRAM-SHA-256")
+        client = await self.client(alice)
         await client.login()
         self.assertEqual(client.mechanism, "SCRAM-SHA-256")
         self.assertIn("SCRAM-SHA-256", client["feature_mechanisms"].mech_list)
@@ -28,7 +28,7 @@ class Login(ServerTestCase):
         TLS 1.2 here: if the server offers SCRAM-SHA-256-PLUS, slixmpp uses it
         and the server must accept the binding."""
         (alice,) = self.register("alice")
-        client = await self.client(alice)
+        client = await self.client(alice, mechanism=None, channel_binding=True)
         client.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
         await client.login()
         offered = client["feature_mechanisms"].mech_list
@@ -51,7 +51,7 @@ class Login(ServerTestCase):
 
     async def test_direct_tls_slixmpp(self):
         (alice,) = self.register("alice")
-        client = await self.client(alice, mode="direct", mechanism="SCRAM-SHA-256")
+        client = await self.client(alice, mode="direct")
         await client.login()
         self.assertEqual(client.mechanism, "SCRAM-SHA-256")
         self.assertNotIn("starttls", client.features,
@@ -103,7 +103,7 @@ class InBandRegistration(ServerTestCase):
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn("carol", listed.stdout.split())
 
-        again = await self.client("carol", PASSWORDS["carol"], mechanism="SCRAM-SHA-256")
+        again = await self.client("carol", PASSWORDS["carol"])
         await again.login()
         self.assertEqual(again.mechanism, "SCRAM-SHA-256")
 
@@ -133,7 +133,7 @@ class Authentication(ServerTestCase):
 
     async def test_wrong_password_slixmpp(self):
         (alice,) = self.register("alice")
-        client = await self.client(alice, "not-her-password", mechanism="SCRAM-SHA-256")
+        client = await self.client(alice, "not-her-password")
         outcome = await client.try_login()
         self.assertEqual(outcome, "failed_auth")
         self.assertEqual(client.auth_failures[0]["condition"], "not-authorized")

@@ -144,16 +144,16 @@ class Parleyctl(ServerTestCase):
         changed = self.server.ctl("passwd", "alice", "localhost", "a-new-password")
         self.assertEqual(changed.returncode, 0, changed.stderr)
 
-        old = await self.client("alice", PASSWORDS["alice"], mechanism="SCRAM-SHA-256")
+        old = await self.client("alice", PASSWORDS["alice"])
         self.assertEqual(await old.try_login(), "failed_auth")
-        new = await self.client("alice", "a-new-password", mechanism="SCRAM-SHA-256")
+        new = await self.client("alice", "a-new-password")
         await new.login()
         await new.close()
 
         removed = self.server.ctl("unregister", "alice", "localhost")
         self.assertEqual(removed.returncode, 0, removed.stderr)
         self.assertNotIn("alice", listed_users(self.server.ctl("users", "localhost").stdout))
-        gone = await self.client("alice", "a-new-password", mechanism="SCRAM-SHA-256")
+        gone = await self.client("alice", "a-new-password")
         self.assertEqual(await gone.try_login(), "failed_auth")
         self.assertEqual(gone.auth_failures[0]["condition"], "not-authorized")
 
