@@ -24,6 +24,12 @@ std::int64_t read_schema_version(Connection& connection) {
 }
 
 void migrate(Connection& connection, std::span<const sql::Migration> migrations) {
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i + 1)) {
+      throw Error("schema migrations must be numbered 1, 2, 3, ... in order; entry " +
+                  std::to_string(i + 1) + " has version " + std::to_string(migrations[i].version));
+    }
+  }
   connection.execute(sql::render(sql::version_table, sql::sqlite_dialect));
   const std::int64_t latest = migrations.empty() ? 0 : migrations.back().version;
   // One transaction per migration, the version re-read inside it: two

@@ -258,6 +258,14 @@ TEST_F(SqliteStorage, TwoProcessesSharingTheFileLoseNoWrites) {
   EXPECT_EQ(first->roster().get("alice@example.org").items.size(), 100u);
 }
 
+TEST_F(SqliteStorage, MisnumberedMigrationListIsRefused) {
+  std::vector<sql::Migration> skipping(sql::migrations().begin(), sql::migrations().end());
+  skipping.push_back(
+      {skipping.back().version + 2, "skips a number", {"CREATE TABLE t (a {bigint})"}});
+  const auto message = open_error(path_, skipping);
+  EXPECT_NE(message.find("must be numbered"), std::string::npos) << message;
+}
+
 TEST_F(SqliteStorage, SqliteFailuresBecomeStorageErrorsWithSqlitesMessage) {
   auto storage = open(path_);
   ASSERT_TRUE(storage->offline().push("alice@example.org", "<m/>", 10));
