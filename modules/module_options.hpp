@@ -29,10 +29,12 @@ inline void expect_keys(const YAML::Node& options, std::string_view module,
   }
 }
 
-// The option's node, or an undefined node when the option is absent.
+// The option's node, or an undefined node when the option is absent. (yaml-cpp's
+// own lookup of a missing key gives an invalid node that throws when inspected.)
 inline YAML::Node find(const YAML::Node& options, const std::string& key) {
   if (!options.IsDefined() || !options.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-  return options[key];
+  const auto node = options[key];
+  return node.IsDefined() ? node : YAML::Node(YAML::NodeType::Undefined);
 }
 
 inline bool get_bool(const YAML::Node& options, const std::string& key, bool fallback) {
