@@ -152,6 +152,24 @@ TEST_F(DiscoTest, AccountItemsAreEmptyAndNodesAreUnknown) {
   EXPECT_EQ(error_condition(server.ask(alice, std::move(with_node))), "item-not-found");
 }
 
+TEST_F(DiscoTest, RemoteRequestersAreAnsweredThroughTheRemoteRoute) {
+  server.enable(make_disco_module);
+  server.add_account("alice", "secret");
+  std::vector<xml::Element> sent_remote;
+  server.router().set_remote_route([&sent_remote](xml::Element& stanza, const xmpp::Jid&) {
+    sent_remote.push_back(stanza);
+    return true;
+  });
+  auto iq = make_iq("get", "r1", "alice@example.org", "query", ns_info);
+  iq.set_attr("from", "romeo@montague.example/orchard");
+  server.run(server.router().route(std::move(iq)));
+
+  ASSERT_EQ(sent_remote.size(), 1u);
+  EXPECT_EQ(sent_remote.front().attr("type"), "result") << xml::serialize(sent_remote.front());
+  EXPECT_EQ(sent_remote.front().attr("to"), "romeo@montague.example/orchard");
+  EXPECT_EQ(child_attrs(*payload(sent_remote.front()), "identity", "type"), std::vector<std::string>{"registered"});
+}
+
 TEST(DiscoStorageOutage, AccountQueryGetsInternalServerError) {
   auto outage = std::make_unique<testing::OutageStorage>();
   auto& storage = *outage;

@@ -138,6 +138,7 @@ TEST_F(RegisterTest, MissingFieldsAndEmptyPasswordAreNotAcceptable) {
   const auto no_password =
       server.ask_unauthenticated(anonymous(), register_iq("set", "r", "", {{"username", "alice"}}));
   EXPECT_EQ(error_condition(no_password), "not-acceptable");
+  EXPECT_EQ(error_condition(sign_up("alice", "bell\x07")), "not-acceptable") << "SASLprep prohibits controls";
   EXPECT_FALSE(account("alice"));
 }
 
