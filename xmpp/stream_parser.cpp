@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <unordered_map>
 
 namespace parley::xml {
 
@@ -218,24 +219,21 @@ struct StreamParser::Impl {
   // before its first use, so that serialising the element writes a
   // namespace-well-formed equivalent of what the peer sent.
   static void copy_attributes(Element& element, const XML_Char** attributes) {
-    std::vector<std::string_view> prefixed_namespaces;
+    std::unordered_map<std::string_view, std::size_t> prefix_numbers;
     for (const XML_Char** pair = attributes; pair[0]; pair += 2) {
       QualifiedName qname = split_name(pair[0]);
       if (qname.ns.empty()) {
-        element.set_attr(qname.local, pair[1]);
+        element.add_attr(std::string(qname.local), pair[1]);
         continue;
       }
       if (qname.ns == ns_xml) {
-        element.set_attr("xml:" + std::string(qname.local), pair[1]);
+        element.add_attr("xml:" + std::string(qname.local), pair[1]);
         continue;
       }
-      auto known = std::find(prefixed_namespaces.begin(), prefixed_namespaces.end(), qname.ns);
-      std::string prefix = "ns" + std::to_string(known - prefixed_namespaces.begin());
-      if (known == prefixed_namespaces.end()) {
-        prefixed_namespaces.push_back(qname.ns);
-        element.set_attr("xmlns:" + prefix, std::string(qname.ns));
-      }
-      element.set_attr(prefix + ':' + std::string(qname.local), pair[1]);
+      auto [number, first_use] = prefix_numbers.try_emplace(qname.ns, prefix_numbers.size());
+      std::string prefix = "ns" + std::to_string(number->second);
+      if (first_use) element.add_attr("xmlns:" + prefix, std::string(qname.ns));
+      element.add_attr(prefix + ':' + std::string(qname.local), pair[1]);
     }
   }
 

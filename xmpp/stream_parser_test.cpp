@@ -202,6 +202,32 @@ TEST(StreamParser, NonStanzaElementsKeepTheirNamespaces) {
             "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
 }
 
+TEST(StreamParser, NamespacedAttributesGetOnePrefixPerNamespace) {
+  StreamParser parser{std::string(ns_client)};
+  FeedResult result = parser.feed(client_stream(
+      "<message xmlns:a='urn:a' xmlns:b='urn:b' xmlns:a2='urn:a' a:x='1' b:x='2' a2:y='3' plain='4' xml:space='keep'/>"));
+  ASSERT_EQ(result.error, "");
+  const std::vector<Attribute> expected{{"xmlns:ns0", "urn:a"}, {"ns0:x", "1"}, {"xmlns:ns1", "urn:b"},
+                                        {"ns1:x", "2"},         {"ns0:y", "3"}, {"plain", "4"},
+                                        {"xml:space", "keep"}};
+  EXPECT_EQ(element_at(result, 1).attributes(), expected);
+  // The same namespaced attribute twice, under two prefixes, is a duplicate.
+  EXPECT_EQ(feed_error(client_stream("<message xmlns:a='urn:a' xmlns:b='urn:a' a:x='1' b:x='2'/>")),
+            "not-well-formed");
+}
+
+TEST(StreamParser, ManyAttributesAreKeptInOrder) {
+  std::string tag = "<message";
+  for (int i = 0; i < 10000; ++i) tag += " a" + std::to_string(i) + "='" + std::to_string(i) + "'";
+  StreamParser parser{std::string(ns_client)};
+  FeedResult result = parser.feed(client_stream(tag + "/>"));
+  ASSERT_EQ(result.error, "");
+  const Element& message = element_at(result, 1);
+  ASSERT_EQ(message.attributes().size(), 10000u);
+  EXPECT_EQ(message.attr("a9999"), "9999");
+  EXPECT_EQ(message.attributes()[1234].name, "a1234");
+}
+
 TEST(StreamParser, ServerAndComponentStanzasAreHeldAsJabberClient) {
   for (std::string_view content_ns : {ns_server, ns_component}) {
     StreamParser parser{std::string(content_ns)};

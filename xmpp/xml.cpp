@@ -33,6 +33,11 @@ Element& Element::set_attr(std::string_view name, std::string value) {
   return *this;
 }
 
+Element& Element::add_attr(std::string name, std::string value) {
+  attrs_.push_back(Attribute{std::move(name), std::move(value)});
+  return *this;
+}
+
 void Element::remove_attr(std::string_view name) {
   std::erase_if(attrs_, [name](const Attribute& attribute) { return attribute.name == name; });
 }

@@ -44,6 +44,9 @@ class Element {
   const std::string* find_attr(std::string_view name) const;
   bool has_attr(std::string_view name) const { return find_attr(name) != nullptr; }
   Element& set_attr(std::string_view name, std::string value);
+  // Appends without looking for one of the same name, for callers whose names
+  // are already known to be unique (the parser: expat refuses duplicates).
+  Element& add_attr(std::string name, std::string value);
   void remove_attr(std::string_view name);
   const std::vector<Attribute>& attributes() const { return attrs_; }
 

@@ -33,6 +33,13 @@ TEST(XmlElement, AttributesAreSetReplacedAndRemoved) {
   EXPECT_EQ(message.attributes().size(), 1u);
 }
 
+TEST(XmlElement, AddAttrAppends) {
+  Element iq("iq");
+  iq.add_attr("id", "1").add_attr("type", "get");
+  ASSERT_EQ(iq.attributes().size(), 2u);
+  EXPECT_EQ(iq.attributes()[1], (Attribute{"type", "get"}));
+}
+
 TEST(XmlElement, ChildrenAreFoundByNameAndNamespace) {
   Element iq("iq");
   iq.add_text("  ");
