@@ -48,7 +48,8 @@ xml::Element reply_to(const xml::Element& stanza, std::string_view type) {
 xml::Element stream_error(std::string_view condition, std::string_view text) {
   xml::Element error("error", std::string(xml::ns_streams));
   error.add_child(std::string(condition), std::string(ns_stream_errors));
-  if (!text.empty()) error.add_child("text", std::string(ns_stream_errors)).add_text(std::string(text));
+  if (!text.empty())
+    error.add_child("text", std::string(ns_stream_errors)).add_text(std::string(text));
   return error;
 }
 
@@ -61,18 +62,20 @@ std::string_view stanza_error_type(std::string_view condition) {
 
 bool is_error_stanza(const xml::Element& stanza) { return stanza.attr("type") == "error"; }
 
-xml::Element stanza_error(const xml::Element& stanza, std::string_view condition, std::string_view text,
-                          std::string_view error_type, std::string_view by) {
+xml::Element stanza_error(const xml::Element& stanza, std::string_view condition,
+                          std::string_view text, std::string_view error_type, std::string_view by) {
   xml::Element reply = reply_to(stanza, "error");
   if (const std::string* lang = stanza.find_attr("xml:lang")) reply.set_attr("xml:lang", *lang);
   if (stanza.name() != "iq") {
     for (const xml::Element& child : stanza.children()) reply.add_child(child);
   }
   xml::Element& error = reply.add_child("error", stanza.ns());
-  error.set_attr("type", std::string(error_type.empty() ? stanza_error_type(condition) : error_type));
+  error.set_attr("type",
+                 std::string(error_type.empty() ? stanza_error_type(condition) : error_type));
   if (!by.empty()) error.set_attr("by", std::string(by));
   error.add_child(std::string(condition), std::string(ns_stanza_errors));
-  if (!text.empty()) error.add_child("text", std::string(ns_stanza_errors)).add_text(std::string(text));
+  if (!text.empty())
+    error.add_child("text", std::string(ns_stanza_errors)).add_text(std::string(text));
   return reply;
 }
 
@@ -82,7 +85,8 @@ std::string_view stanza_error_condition(const xml::Element& error_stanza) {
   const xml::Element* error = error_stanza.child("error", error_stanza.ns());
   if (!error) return {};
   for (const xml::Element& child : error->children()) {
-    if (!child.is_text() && child.ns() == ns_stanza_errors && child.name() != "text") return child.name();
+    if (!child.is_text() && child.ns() == ns_stanza_errors && child.name() != "text")
+      return child.name();
   }
   return {};
 }

@@ -10,15 +10,17 @@ using xml::Element;
 TEST(StreamError, SerialisesWithTheStreamPrefix) {
   Element error = stream_error("host-unknown");
   EXPECT_TRUE(error.is("error", xml::ns_streams));
-  EXPECT_EQ(xml::serialize(error),
-            "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+  EXPECT_EQ(
+      xml::serialize(error),
+      "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
 }
 
 TEST(StreamError, CarriesEscapedText) {
   Element error = stream_error("policy-violation", "too big & <bad>");
   EXPECT_EQ(xml::serialize(error),
             "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
-            "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too big &amp; &lt;bad&gt;</text></stream:error>");
+            "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too big &amp; "
+            "&lt;bad&gt;</text></stream:error>");
   EXPECT_EQ(error.child_text("text", ns_stream_errors), "too big & <bad>");
 }
 
@@ -47,7 +49,8 @@ TEST(StanzaErrorType, FollowsRfc6120) {
       {"undefined-condition", "cancel"},
       {"unexpected-request", "wait"},
   };
-  for (const auto& [condition, type] : table) EXPECT_EQ(stanza_error_type(condition), type) << condition;
+  for (const auto& [condition, type] : table)
+    EXPECT_EQ(stanza_error_type(condition), type) << condition;
   EXPECT_EQ(stanza_error_type("no-such-condition"), "cancel");
 }
 
@@ -64,10 +67,11 @@ Element sample_message() {
 
 TEST(StanzaError, MessageKeepsPayloadAndSwapsAddresses) {
   Element error = stanza_error(sample_message(), "service-unavailable");
-  EXPECT_EQ(xml::serialize(error),
-            "<message id='m1' to='juliet@example.com/balcony' from='romeo@example.net' type='error' "
-            "xml:lang='en'><body>hi</body><error type='cancel'>"
-            "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+  EXPECT_EQ(
+      xml::serialize(error),
+      "<message id='m1' to='juliet@example.com/balcony' from='romeo@example.net' type='error' "
+      "xml:lang='en'><body>hi</body><error type='cancel'>"
+      "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
   EXPECT_TRUE(is_error_stanza(error));
   EXPECT_EQ(stanza_error_condition(error), "service-unavailable");
 }

@@ -19,7 +19,8 @@ constexpr std::size_t max_part_bytes = 1023;
 constexpr std::size_t max_input_bytes = 8 * 1024;
 
 bool is_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -29,11 +30,14 @@ bool is_ascii_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c
 // Runs a libidn stringprep profile. The buffer holds the input and, in place,
 // the output; sizing it to the larger of the two limits means that a "buffer
 // too small" answer can only come from an output over max_part_bytes.
-std::optional<std::string> run_stringprep(std::string_view input, const Stringprep_profile* profile) {
-  if (input.size() > max_input_bytes || input.find('\0') != std::string_view::npos) return std::nullopt;
+std::optional<std::string> run_stringprep(std::string_view input,
+                                          const Stringprep_profile* profile) {
+  if (input.size() > max_input_bytes || input.find('\0') != std::string_view::npos)
+    return std::nullopt;
   std::vector<char> buffer(std::max(input.size(), max_part_bytes) + 1, '\0');
   std::copy(input.begin(), input.end(), buffer.begin());
-  if (stringprep(buffer.data(), buffer.size(), Stringprep_profile_flags(0), profile) != STRINGPREP_OK) {
+  if (stringprep(buffer.data(), buffer.size(), Stringprep_profile_flags(0), profile) !=
+      STRINGPREP_OK) {
     return std::nullopt;
   }
   return std::string(buffer.data());
@@ -114,8 +118,9 @@ std::optional<std::string> nameprep(std::string_view domain) {
   // RFC 7622 §3.2: a trailing label separator is not part of the domain.
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
   if (!domain.empty() && domain.front() == '[') return checked_part(ipv6_literal(domain));
-  std::optional<std::string> prepared = checked_part(
-      is_ascii(domain) ? std::optional(ascii_nameprep(domain)) : run_stringprep(domain, stringprep_nameprep));
+  std::optional<std::string> prepared =
+      checked_part(is_ascii(domain) ? std::optional(ascii_nameprep(domain))
+                                    : run_stringprep(domain, stringprep_nameprep));
   if (!prepared || !valid_domain_labels(*prepared)) return std::nullopt;
   return prepared;
 }

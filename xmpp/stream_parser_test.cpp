@@ -27,7 +27,8 @@ FeedResult feed_in_chunks(StreamParser& parser, std::string_view bytes, std::siz
   return all;
 }
 
-std::string feed_error(const std::string& bytes, const std::string& content_ns = std::string(ns_client)) {
+std::string feed_error(const std::string& bytes,
+                       const std::string& content_ns = std::string(ns_client)) {
   StreamParser parser(content_ns);
   return parser.feed(bytes).error;
 }
@@ -57,10 +58,12 @@ bool same_events(const std::vector<StreamEvent>& a, const std::vector<StreamEven
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i].index() != b[i].index()) return false;
-    if (const auto* open = std::get_if<StreamOpen>(&a[i]); open && !(open->header == std::get<StreamOpen>(b[i]).header)) {
+    if (const auto* open = std::get_if<StreamOpen>(&a[i]);
+        open && !(open->header == std::get<StreamOpen>(b[i]).header)) {
       return false;
     }
-    if (const auto* element = std::get_if<Element>(&a[i]); element && !(*element == std::get<Element>(b[i]))) {
+    if (const auto* element = std::get_if<Element>(&a[i]);
+        element && !(*element == std::get<Element>(b[i]))) {
       return false;
     }
   }
@@ -69,7 +72,8 @@ bool same_events(const std::vector<StreamEvent>& a, const std::vector<StreamEven
 
 const std::string sample_stream = client_stream(
     "<message to='juliet@example.com' type='chat' id='m1'><body>Wherefore &amp; art\nthou &#x2603; "
-    "&lt;Romeo&gt;?</body><thread>t1</thread><x xmlns='jabber:x:oob'><url>http://a/?b=1&amp;c=2</url></x>"
+    "&lt;Romeo&gt;?</body><thread>t1</thread><x "
+    "xmlns='jabber:x:oob'><url>http://a/?b=1&amp;c=2</url></x>"
     "</message>\n  \n<iq type='get' id='i1'><query xmlns='jabber:iq:roster'/></iq> "
     "<presence><show>away</show><status xml:lang='fr'>été &#x10348;</status></presence>"
     "<![CDATA[]]><message><body><![CDATA[<not markup>]]> tail</body></message>"
@@ -151,12 +155,14 @@ TEST(StreamParser, SerializedElementsParseBackEqual) {
   FeedResult first = parser.feed(sample_stream);
   ASSERT_EQ(first.error, "");
   std::string rewritten = client_open;
-  for (std::size_t i = 1; i + 1 < first.events.size(); ++i) rewritten += serialize(element_at(first, i));
+  for (std::size_t i = 1; i + 1 < first.events.size(); ++i)
+    rewritten += serialize(element_at(first, i));
   StreamParser again{std::string(ns_client)};
   FeedResult second = again.feed(rewritten);
   ASSERT_EQ(second.error, "");
   ASSERT_EQ(second.events.size() + 1, first.events.size());
-  for (std::size_t i = 1; i < second.events.size(); ++i) EXPECT_EQ(element_at(second, i), element_at(first, i));
+  for (std::size_t i = 1; i < second.events.size(); ++i)
+    EXPECT_EQ(element_at(second, i), element_at(first, i));
 }
 
 TEST(StreamParser, MultipleStanzasInOneChunkAndWhitespaceKeepalives) {
@@ -165,7 +171,8 @@ TEST(StreamParser, MultipleStanzasInOneChunkAndWhitespaceKeepalives) {
   FeedResult keepalive = parser.feed(" \n \t ");
   EXPECT_EQ(keepalive.error, "");
   EXPECT_TRUE(keepalive.events.empty());
-  FeedResult result = parser.feed("<presence/> <message id='1'/>\n<message id='2'/><iq id='3' type='get'/> ");
+  FeedResult result =
+      parser.feed("<presence/> <message id='1'/>\n<message id='2'/><iq id='3' type='get'/> ");
   ASSERT_EQ(result.error, "");
   ASSERT_EQ(result.events.size(), 4u);
   EXPECT_EQ(element_at(result, 1).attr("id"), "1");
@@ -178,12 +185,12 @@ TEST(StreamParser, MultipleStanzasInOneChunkAndWhitespaceKeepalives) {
 
 TEST(StreamParser, NonStanzaElementsKeepTheirNamespaces) {
   StreamParser parser{std::string(ns_client)};
-  FeedResult result = parser.feed(
-      client_stream("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
-                    "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
-                    "</mechanisms></stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
-                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>"
-                    "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"));
+  FeedResult result = parser.feed(client_stream(
+      "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+      "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>"
+      "</mechanisms></stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+      "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>"
+      "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"));
   ASSERT_EQ(result.error, "");
   ASSERT_EQ(result.events.size(), 5u);
   const Element& features = element_at(result, 1);
@@ -204,12 +211,13 @@ TEST(StreamParser, NonStanzaElementsKeepTheirNamespaces) {
 
 TEST(StreamParser, NamespacedAttributesGetOnePrefixPerNamespace) {
   StreamParser parser{std::string(ns_client)};
-  FeedResult result = parser.feed(client_stream(
-      "<message xmlns:a='urn:a' xmlns:b='urn:b' xmlns:a2='urn:a' a:x='1' b:x='2' a2:y='3' plain='4' xml:space='keep'/>"));
+  FeedResult result =
+      parser.feed(client_stream("<message xmlns:a='urn:a' xmlns:b='urn:b' xmlns:a2='urn:a' a:x='1' "
+                                "b:x='2' a2:y='3' plain='4' xml:space='keep'/>"));
   ASSERT_EQ(result.error, "");
-  const std::vector<Attribute> expected{{"xmlns:ns0", "urn:a"}, {"ns0:x", "1"}, {"xmlns:ns1", "urn:b"},
-                                        {"ns1:x", "2"},         {"ns0:y", "3"}, {"plain", "4"},
-                                        {"xml:space", "keep"}};
+  const std::vector<Attribute> expected{
+      {"xmlns:ns0", "urn:a"}, {"ns0:x", "1"}, {"xmlns:ns1", "urn:b"}, {"ns1:x", "2"},
+      {"ns0:y", "3"},         {"plain", "4"}, {"xml:space", "keep"}};
   EXPECT_EQ(element_at(result, 1).attributes(), expected);
   // The same namespaced attribute twice, under two prefixes, is a duplicate.
   EXPECT_EQ(feed_error(client_stream("<message xmlns:a='urn:a' xmlns:b='urn:a' a:x='1' b:x='2'/>")),
@@ -231,47 +239,58 @@ TEST(StreamParser, ManyAttributesAreKeptInOrder) {
 TEST(StreamParser, ServerAndComponentStanzasAreHeldAsJabberClient) {
   for (std::string_view content_ns : {ns_server, ns_component}) {
     StreamParser parser{std::string(content_ns)};
-    FeedResult result =
-        parser.feed("<stream:stream xmlns='" + std::string(content_ns) +
-                    "' xmlns:stream='http://etherx.jabber.org/streams'><message from='a@b' to='c@d'>"
-                    "<body>x</body><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'/>"
-                    "</forwarded></message>");
+    FeedResult result = parser.feed(
+        "<stream:stream xmlns='" + std::string(content_ns) +
+        "' xmlns:stream='http://etherx.jabber.org/streams'><message from='a@b' to='c@d'>"
+        "<body>x</body><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'/>"
+        "</forwarded></message>");
     ASSERT_EQ(result.error, "") << content_ns;
     ASSERT_EQ(result.events.size(), 2u);
     const Element& message = element_at(result, 1);
     EXPECT_TRUE(message.is("message", ns_client));
     EXPECT_EQ(message.child_text("body", ns_client), "x");
-    EXPECT_NE(message.child("forwarded", "urn:xmpp:forward:0")->child("message", ns_client), nullptr);
+    EXPECT_NE(message.child("forwarded", "urn:xmpp:forward:0")->child("message", ns_client),
+              nullptr);
   }
 }
 
 TEST(StreamParser, StanzaOfAnotherContentNamespaceIsRefused) {
   EXPECT_EQ(feed_error(client_stream("<message xmlns='jabber:server'/>")), "invalid-namespace");
-  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
-                       "<message xmlns='jabber:client'/>",
-                       std::string(ns_server)),
-            "invalid-namespace");
+  EXPECT_EQ(
+      feed_error(
+          "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
+          "<message xmlns='jabber:client'/>",
+          std::string(ns_server)),
+      "invalid-namespace");
 }
 
 TEST(StreamParser, WrongStreamNamespaceIsInvalidNamespace) {
   // Wrong content namespace.
-  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"),
-            "invalid-namespace");
+  EXPECT_EQ(
+      feed_error(
+          "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"),
+      "invalid-namespace");
   // No content namespace at all.
-  EXPECT_EQ(feed_error("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"), "invalid-namespace");
+  EXPECT_EQ(feed_error("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"),
+            "invalid-namespace");
   // Wrong stream namespace.
-  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:client' xmlns:stream='urn:wrong'>"), "invalid-namespace");
+  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:client' xmlns:stream='urn:wrong'>"),
+            "invalid-namespace");
   // The stream element without a namespace, or a root that is not a stream.
   EXPECT_EQ(feed_error("<stream xmlns='jabber:client'>"), "invalid-namespace");
   EXPECT_EQ(feed_error("<message xmlns='jabber:client'/>"), "invalid-namespace");
-  EXPECT_EQ(feed_error("<stream:features xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"),
+  EXPECT_EQ(feed_error("<stream:features xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams'>"),
             "invalid-namespace");
   // Any prefix bound to the right namespace is fine.
-  EXPECT_EQ(feed_error("<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams'>"), "");
+  EXPECT_EQ(
+      feed_error("<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams'>"),
+      "");
 }
 
 TEST(StreamParser, RestrictedXmlIsRefused) {
-  EXPECT_EQ(feed_error("<?xml version='1.0'?><!DOCTYPE stream:stream>" + client_open), "restricted-xml");
+  EXPECT_EQ(feed_error("<?xml version='1.0'?><!DOCTYPE stream:stream>" + client_open),
+            "restricted-xml");
   EXPECT_EQ(feed_error("<!DOCTYPE x [<!ENTITY lol 'lol'>]><x/>"), "restricted-xml");
   EXPECT_EQ(feed_error("<!-- hello -->" + client_open), "restricted-xml");
   EXPECT_EQ(feed_error(client_stream("<message><!-- hello --></message>")), "restricted-xml");
@@ -290,7 +309,8 @@ TEST(StreamParser, RestrictedXmlIsFoundByteByByteToo) {
 TEST(StreamParser, MalformedInputIsNotWellFormed) {
   EXPECT_EQ(feed_error("garbage\n"), "not-well-formed");
   EXPECT_EQ(feed_error("<stream:stream"), "");
-  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:client'>"), "not-well-formed");  // unbound prefix
+  EXPECT_EQ(feed_error("<stream:stream xmlns='jabber:client'>"),
+            "not-well-formed");  // unbound prefix
   EXPECT_EQ(feed_error(client_stream("<message></presence>")), "not-well-formed");
   EXPECT_EQ(feed_error(client_stream("<message a='1' a='2'/>")), "not-well-formed");
   EXPECT_EQ(feed_error(client_stream("<message>&undefined;</message>")), "not-well-formed");
@@ -302,8 +322,10 @@ TEST(StreamParser, MalformedInputIsNotWellFormed) {
 
 TEST(StreamParser, OtherEncodingsAreUnsupported) {
   const std::string stream_tag = client_open.substr(client_open.find("<stream:stream"));
-  EXPECT_EQ(feed_error("<?xml version='1.0' encoding='UTF-16'?>" + stream_tag), "unsupported-encoding");
-  EXPECT_EQ(feed_error("<?xml version='1.0' encoding='ISO-8859-1'?>" + stream_tag), "unsupported-encoding");
+  EXPECT_EQ(feed_error("<?xml version='1.0' encoding='UTF-16'?>" + stream_tag),
+            "unsupported-encoding");
+  EXPECT_EQ(feed_error("<?xml version='1.0' encoding='ISO-8859-1'?>" + stream_tag),
+            "unsupported-encoding");
   EXPECT_EQ(feed_error("<?xml version='1.0' encoding='utf-8'?>" + stream_tag), "");
 }
 
@@ -351,7 +373,8 @@ TEST(StreamParser, OversizedStanzaInOneChunkIsRefused) {
   for (int i = 0; i < 100000; ++i) children += "<a/>";
   EXPECT_EQ(feed_error(client_stream("<message>" + children + "</message>")), "policy-violation");
   // So does a start tag that never ends.
-  EXPECT_EQ(feed_error(client_stream("<message a='" + std::string(300 * 1024, 'v'))), "policy-violation");
+  EXPECT_EQ(feed_error(client_stream("<message a='" + std::string(300 * 1024, 'v'))),
+            "policy-violation");
 }
 
 TEST(StreamParser, LimitCountsEachStanzaOnItsOwn) {
@@ -391,7 +414,8 @@ TEST(StreamParser, BytesAfterTheStreamCloseAreIgnored) {
 
 TEST(StreamParser, ResetStartsAFreshStream) {
   StreamParser parser{std::string(ns_client)};
-  FeedResult first = parser.feed(client_stream("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><half"));
+  FeedResult first =
+      parser.feed(client_stream("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><half"));
   ASSERT_EQ(first.events.size(), 2u);
   parser.reset();
   FeedResult second = parser.feed(client_stream("<presence/>"));

@@ -113,14 +113,22 @@ constexpr std::string_view attribute_specials = "&<>\"'\r\n\t";
 
 std::string_view reference_for(char c) {
   switch (c) {
-    case '&': return "&amp;";
-    case '<': return "&lt;";
-    case '>': return "&gt;";
-    case '"': return "&quot;";
-    case '\'': return "&apos;";
-    case '\r': return "&#13;";
-    case '\n': return "&#10;";
-    default: return "&#9;";
+    case '&':
+      return "&amp;";
+    case '<':
+      return "&lt;";
+    case '>':
+      return "&gt;";
+    case '"':
+      return "&quot;";
+    case '\'':
+      return "&apos;";
+    case '\r':
+      return "&#13;";
+    case '\n':
+      return "&#10;";
+    default:
+      return "&#9;";
   }
 }
 
@@ -179,7 +187,9 @@ void serialize_element(std::string& out, const Element& element, std::string_vie
 
 // Also escapes tab, newline and carriage return, so the result is exact both
 // as character data and as an attribute value.
-void escape_to(std::string& out, std::string_view text) { escape_with(out, text, attribute_specials); }
+void escape_to(std::string& out, std::string_view text) {
+  escape_with(out, text, attribute_specials);
+}
 
 std::string escape(std::string_view text) {
   std::string out;

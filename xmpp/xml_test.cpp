@@ -13,7 +13,8 @@ Element reparse(const std::string& serialized) {
   FeedResult result = parser.feed(stream_header(ns_client, {}) + serialized);
   EXPECT_EQ(result.error, "");
   EXPECT_EQ(result.events.size(), 2u);
-  if (result.events.size() != 2 || !std::holds_alternative<Element>(result.events[1])) return Element();
+  if (result.events.size() != 2 || !std::holds_alternative<Element>(result.events[1]))
+    return Element();
   return std::get<Element>(result.events[1]);
 }
 
@@ -43,14 +44,17 @@ TEST(XmlElement, AddAttrAppends) {
 TEST(XmlElement, ChildrenAreFoundByNameAndNamespace) {
   Element iq("iq");
   iq.add_text("  ");
-  iq.add_child("query", "jabber:iq:roster").add_child("item", "jabber:iq:roster").set_attr("jid", "x@y");
+  iq.add_child("query", "jabber:iq:roster")
+      .add_child("item", "jabber:iq:roster")
+      .set_attr("jid", "x@y");
   iq.add_child("query", "jabber:iq:version");
   EXPECT_EQ(iq.child("query", "jabber:iq:version"), &iq.children()[2]);
   EXPECT_EQ(iq.child("query", "urn:other"), nullptr);
   EXPECT_EQ(iq.child("", "jabber:iq:roster"), &iq.children()[1]);
   EXPECT_EQ(iq.child_in("jabber:iq:version"), &iq.children()[2]);
   EXPECT_EQ(iq.first_child_element(), &iq.children()[1]);
-  EXPECT_EQ(iq.child("query", "jabber:iq:roster")->child("item", "jabber:iq:roster")->attr("jid"), "x@y");
+  EXPECT_EQ(iq.child("query", "jabber:iq:roster")->child("item", "jabber:iq:roster")->attr("jid"),
+            "x@y");
 
   Element* mutable_query = iq.child("query", "jabber:iq:roster");
   mutable_query->set_attr("ver", "1");
@@ -118,8 +122,9 @@ TEST(XmlSerialize, StreamNamespaceUsesThePrefix) {
   Element features("features", std::string(ns_streams));
   features.add_child("bind", "urn:ietf:params:xml:ns:xmpp-bind");
   features.add_child("ver", std::string(ns_client));
-  EXPECT_EQ(serialize(features),
-            "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><ver/></stream:features>");
+  EXPECT_EQ(
+      serialize(features),
+      "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><ver/></stream:features>");
 }
 
 TEST(XmlSerialize, EscapesTextAndAttributes) {
@@ -137,7 +142,8 @@ TEST(XmlSerialize, RoundTripsThroughTheParser) {
       .set_attr("id", "<&'\">")
       .set_attr("xml:lang", "fr")
       .set_attr("weird", "tab\there\nnewline\rcr");
-  message.add_child("body", std::string(ns_client)).add_text("a < b & c > d \"quoted\" 'single' \r\n\t ☃ 𝄞");
+  message.add_child("body", std::string(ns_client))
+      .add_text("a < b & c > d \"quoted\" 'single' \r\n\t ☃ 𝄞");
   Element& payload = message.add_child("payload", "urn:example:payload");
   payload.add_child("inner", "urn:example:payload").add_text("]]>");
   payload.add_child("other", "urn:example:other").add_child("deep", "urn:example:other");
@@ -149,7 +155,8 @@ TEST(XmlSerialize, RoundTripsThroughTheParser) {
 }
 
 TEST(XmlStreamHeader, DeclaresBothNamespacesAndEscapesAttributes) {
-  std::vector<Attribute> attrs{{"from", "example.com"}, {"id", "a'b"}, {"version", "1.0"}, {"xml:lang", "en"}};
+  std::vector<Attribute> attrs{
+      {"from", "example.com"}, {"id", "a'b"}, {"version", "1.0"}, {"xml:lang", "en"}};
   EXPECT_EQ(stream_header(ns_client, attrs),
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
             "xmlns:stream='http://etherx.jabber.org/streams' from='example.com' id='a&apos;b' "
@@ -162,8 +169,9 @@ TEST(XmlStreamHeader, DeclaresBothNamespacesAndEscapesAttributes) {
 
 TEST(XmlStreamHeader, IsAcceptedByTheParser) {
   StreamParser parser{std::string(ns_server)};
-  FeedResult result = parser.feed(stream_header(ns_server, {{"xmlns:db", "jabber:server:dialback"}, {"to", "b"}}) +
-                                  "<db:result from='a' to='b'>key</db:result>" + std::string(stream_footer));
+  FeedResult result =
+      parser.feed(stream_header(ns_server, {{"xmlns:db", "jabber:server:dialback"}, {"to", "b"}}) +
+                  "<db:result from='a' to='b'>key</db:result>" + std::string(stream_footer));
   ASSERT_EQ(result.error, "");
   ASSERT_EQ(result.events.size(), 3u);
   const Element& header = std::get<StreamOpen>(result.events[0]).header;

@@ -40,7 +40,8 @@ std::string describe(const StreamEvent& event) {
 
 bool same_event(const StreamEvent& a, const StreamEvent& b) {
   if (a.index() != b.index()) return false;
-  if (const auto* open = std::get_if<StreamOpen>(&a)) return open->header == std::get<StreamOpen>(b).header;
+  if (const auto* open = std::get_if<StreamOpen>(&a))
+    return open->header == std::get<StreamOpen>(b).header;
   if (const auto* element = std::get_if<Element>(&a)) return *element == std::get<Element>(b);
   return true;
 }
@@ -87,7 +88,8 @@ void check_round_trip(const Element& element) {
   const std::string serialized = serialize(element);
   StreamParser parser{std::string(parley::xml::ns_client), header.size() + serialized.size()};
   FeedResult result = parser.feed(header + serialized);
-  if (!result.error.empty() || result.events.size() != 2 || !std::holds_alternative<Element>(result.events[1]) ||
+  if (!result.error.empty() || result.events.size() != 2 ||
+      !std::holds_alternative<Element>(result.events[1]) ||
       !(std::get<Element>(result.events[1]) == element)) {
     violated("a delivered element parses back equal", serialized + "\nerror: " + result.error);
   }
