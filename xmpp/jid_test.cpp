@@ -158,6 +158,8 @@ TEST(Jid, FromPartsNormalisesEachPart) {
   EXPECT_EQ(Jid::from_parts("", "example.com")->str(), "example.com");
   // Parts are taken as they are, so separators in them are not reinterpreted.
   EXPECT_FALSE(Jid::from_parts("a@b", "example.com").has_value());
+  EXPECT_FALSE(Jid::from_parts("a/b", "example.com").has_value());
+  EXPECT_FALSE(Jid::from_parts("a", "b@example.com").has_value());
   EXPECT_FALSE(Jid::from_parts("a", "example.com/x").has_value());
   EXPECT_EQ(Jid::from_parts("a", "example.com", "x/y@z")->resource(), "x/y@z");
   EXPECT_FALSE(Jid::from_parts("a", "").has_value());

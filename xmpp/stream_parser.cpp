@@ -3,10 +3,12 @@
 #include <expat.h>
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace parley::xml {
 
@@ -138,8 +140,9 @@ struct StreamParser::Impl {
 
   bool stopped() const { return stream_closed || !error.empty(); }
 
+  // The first problem wins, and nothing after a clean </stream:stream> is one.
   void fail(std::string condition) {
-    if (!error.empty()) return;
+    if (stopped()) return;
     error = std::move(condition);
     XML_StopParser(parser, XML_FALSE);
   }
@@ -261,7 +264,7 @@ struct StreamParser::Impl {
     Impl& impl = self(user);
     if (impl.stopped()) return;
     if (impl.open.empty()) {
-      // Whitespace keepalives between top-level elements are dropped.
+      // Text between top-level elements (whitespace keepalives) is dropped.
       impl.item_start = impl.event_end();
       return;
     }

@@ -151,38 +151,6 @@ void write_attribute(std::string& out, std::string_view name, std::string_view v
   out += '\'';
 }
 
-// ns_streams elements are written with the "stream:" prefix that every stream
-// header declares; a prefixed element leaves the default namespace of its
-// children unchanged.
-void serialize_element(std::string& out, const Element& element, std::string_view default_ns) {
-  if (element.is_text()) {
-    escape_with(out, element.text(), text_specials);
-    return;
-  }
-  const bool stream_prefixed = element.ns() == ns_streams;
-  out += '<';
-  if (stream_prefixed) out += "stream:";
-  out += element.name();
-  std::string_view children_ns = default_ns;
-  if (!stream_prefixed && element.ns() != default_ns) {
-    write_attribute(out, "xmlns", element.ns());
-    children_ns = element.ns();
-  }
-  for (const Attribute& attribute : element.attributes()) {
-    write_attribute(out, attribute.name, attribute.value);
-  }
-  if (element.children().empty()) {
-    out += "/>";
-    return;
-  }
-  out += '>';
-  for (const Element& child : element.children()) serialize_element(out, child, children_ns);
-  out += "</";
-  if (stream_prefixed) out += "stream:";
-  out += element.name();
-  out += '>';
-}
-
 }  // namespace
 
 // Also escapes tab, newline and carriage return, so the result is exact both
@@ -198,8 +166,36 @@ std::string escape(std::string_view text) {
   return out;
 }
 
+// ns_streams elements are written with the "stream:" prefix that every stream
+// header declares; a prefixed element leaves the default namespace of its
+// children unchanged.
 void serialize_to(std::string& out, const Element& element, std::string_view parent_ns) {
-  serialize_element(out, element, parent_ns);
+  if (element.is_text()) {
+    escape_with(out, element.text_, text_specials);
+    return;
+  }
+  const bool stream_prefixed = element.ns_ == ns_streams;
+  out += '<';
+  if (stream_prefixed) out += "stream:";
+  out += element.name_;
+  std::string_view children_ns = parent_ns;
+  if (!stream_prefixed && element.ns_ != parent_ns) {
+    write_attribute(out, "xmlns", element.ns_);
+    children_ns = element.ns_;
+  }
+  for (const Attribute& attribute : element.attrs_) {
+    write_attribute(out, attribute.name, attribute.value);
+  }
+  if (element.children_.empty()) {
+    out += "/>";
+    return;
+  }
+  out += '>';
+  for (const Element& child : element.children_) serialize_to(out, child, children_ns);
+  out += "</";
+  if (stream_prefixed) out += "stream:";
+  out += element.name_;
+  out += '>';
 }
 
 std::string serialize(const Element& element, std::string_view parent_ns) {

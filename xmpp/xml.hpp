@@ -73,6 +73,9 @@ class Element {
   bool operator==(const Element&) const = default;
 
  private:
+  // Writes text nodes without copying them out through text().
+  friend void serialize_to(std::string& out, const Element& element, std::string_view parent_ns);
+
   std::string name_;
   std::string ns_;
   std::vector<Attribute> attrs_;
