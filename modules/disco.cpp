@@ -58,7 +58,9 @@ bool asks_for_node(const StanzaEvent& event, std::string_view ns) {
 void add_features(xml::Element& query, std::vector<std::string> features) {
   std::sort(features.begin(), features.end());
   features.erase(std::unique(features.begin(), features.end()), features.end());
-  for (auto& var : features) query.add_child("feature", std::string(ns_disco_info)).set_attr("var", std::move(var));
+  for (auto& var : features) {
+    query.add_child("feature", std::string(ns_disco_info)).set_attr("var", std::move(var));
+  }
 }
 
 void add_identity(xml::Element& query, const router::Host::Identity& identity) {

@@ -167,7 +167,8 @@ TEST_F(DiscoTest, RemoteRequestersAreAnsweredThroughTheRemoteRoute) {
   ASSERT_EQ(sent_remote.size(), 1u);
   EXPECT_EQ(sent_remote.front().attr("type"), "result") << xml::serialize(sent_remote.front());
   EXPECT_EQ(sent_remote.front().attr("to"), "romeo@montague.example/orchard");
-  EXPECT_EQ(child_attrs(*payload(sent_remote.front()), "identity", "type"), std::vector<std::string>{"registered"});
+  EXPECT_EQ(child_attrs(*payload(sent_remote.front()), "identity", "type"),
+            std::vector<std::string>{"registered"});
 }
 
 TEST(DiscoStorageOutage, AccountQueryGetsInternalServerError) {

@@ -132,8 +132,8 @@ class OutageStorage : public storage::Storage {
     std::optional<storage::Account> find(const std::string& username, const std::string& domain) override {
       return up().find(username, domain);
     }
-    bool set_credentials(const std::string& username, const std::string& domain, const sasl::ScramCredentials& sha1,
-                         const sasl::ScramCredentials& sha256) override {
+    bool set_credentials(const std::string& username, const std::string& domain,
+                         const sasl::ScramCredentials& sha1, const sasl::ScramCredentials& sha256) override {
       return up().set_credentials(username, domain, sha1, sha256);
     }
     bool remove(const std::string& username, const std::string& domain) override {

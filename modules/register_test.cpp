@@ -43,7 +43,9 @@ std::shared_ptr<FakeSession> anonymous(const std::string& remote_address = "192.
 
 class RegisterTest : public ::testing::Test {
  protected:
-  void open(const std::string& extra_options = "") { server.enable(make_register_module, "open: true\n" + extra_options); }
+  void open(const std::string& extra_options = "") {
+    server.enable(make_register_module, "open: true\n" + extra_options);
+  }
 
   // Registers through an unauthenticated stream and returns the reply.
   xml::Element sign_up(const std::string& username, const std::string& password,
