@@ -337,11 +337,11 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     send_raw(std::move(data));
   }
 
+  // The register module serves the unauthenticated form only when
+  // registration is open on the host.
   bool registration_open() const {
     const auto* host = services_.router.host(host_);
-    if (!host) return false;
-    const auto features = host->disco_features();
-    return std::find(features.begin(), features.end(), ns_register) != features.end();
+    return host && host->iq_handler(router::IqTarget::unauthenticated, "get", ns_register);
   }
 
   xml::Element features() {
