@@ -64,7 +64,7 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Makes 'path' free for bind(): removes a socket file nobody answers on,
+// Makes 'path' (length already checked) free for bind(): removes a socket file nobody answers on,
 // refuses to touch one a running server answers on or a non-socket file.
 void claim_socket_path(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
@@ -81,7 +81,7 @@ void claim_socket_path(const std::string& path) {
 
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.data(), std::min(path.size(), sizeof address.sun_path - 1));
+  std::memcpy(address.sun_path, path.data(), path.size());
   const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (probe < 0) throw StartError(std::string("cannot create a socket: ") + std::strerror(errno));
   const int connected = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address);
@@ -156,6 +156,10 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
         started_at(started_at_) {}
 
   void listen() {
+    if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+      throw StartError("admin socket path '" + socket_path + "' is empty or longer than " +
+                       std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+    }
     claim_socket_path(socket_path);
     const asio::local::stream_protocol::endpoint endpoint(socket_path);
     boost::system::error_code error;
@@ -167,7 +171,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     struct stat info {};
     if (::chmod(socket_path.c_str(), S_IRUSR | S_IWUSR) != 0 || ::stat(socket_path.c_str(), &info) != 0) {
       const auto reason = std::strerror(errno);
-      acceptor.close();
+      acceptor.close(error);
       ::unlink(socket_path.c_str());
       throw StartError("cannot restrict admin socket " + socket_path + ": " + reason);
     }
@@ -175,9 +179,10 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     socket_inode = info.st_ino;
     acceptor.listen(asio::socket_base::max_listen_connections, error);
     if (error) {
-      acceptor.close();
+      const auto reason = error.message();
+      acceptor.close(error);
       ::unlink(socket_path.c_str());
-      throw StartError("cannot listen on admin socket " + socket_path + ": " + error.message());
+      throw StartError("cannot listen on admin socket " + socket_path + ": " + reason);
     }
   }
 

@@ -317,6 +317,10 @@ TEST_F(AdminServerTest, RefusesAPathThatIsNotASocket) {
   EXPECT_TRUE(fs::is_regular_file(path));
 }
 
+TEST_F(AdminServerTest, RefusesAPathTooLongForASocket) {
+  EXPECT_THROW(start_server((dir_ / std::string(120, 'a')).string()), StartError);
+}
+
 TEST_F(AdminServerTest, ReplacesAStaleSocketFile) {
   const auto path = (dir_ / "stale.sock").string();
   {
