@@ -196,6 +196,23 @@ TEST_F(PresenceTest, PreApprovalAcceptsTheLaterRequestAutomatically) {
   EXPECT_FALSE(pushed_item(pushes[0]).has_attr("approved"));
 }
 
+TEST_F(PresenceTest, PreApprovalStaysOnTheServer) {
+  auto bob = server.online("bob@example.org/desk");
+  server.send(bob, presence_stanza("subscribed", "dave@remote.example"));
+  EXPECT_TRUE(server.take_remote().empty());
+  EXPECT_TRUE(server.item("bob@example.org", "dave@remote.example")->approved);
+
+  auto request = presence_stanza("subscribe", "bob@example.org");
+  request.set_attr("from", "dave@remote.example");
+  from_remote(request);
+  const auto remote = server.take_remote();
+  ASSERT_EQ(select(remote, "presence", "subscribed").size(), 1u);
+  ASSERT_EQ(select(remote, "presence", "").size(), 1u);
+  EXPECT_EQ(select(remote, "presence", "")[0].attr("from"), "bob@example.org/desk");
+  EXPECT_EQ(subscription("bob@example.org", "dave@remote.example"), Subscription::from);
+  EXPECT_FALSE(server.has_pending_in("bob@example.org", "dave@remote.example"));
+}
+
 TEST_F(PresenceTest, PreApprovalCanBeCancelled) {
   auto bob = server.online("bob@example.org/desk");
   server.send(bob, presence_stanza("subscribed", "carol@example.org"));
