@@ -235,8 +235,9 @@ class PresenceService {
     const std::string request = xml::serialize(stanza);
 
     // Subscription stanzas for an account that does not exist are ignored
-    // (RFC 6121 §8.5.1), as Prosody and ejabberd do; a would-be subscriber
-    // learns nothing about which accounts exist.
+    // (RFC 6121 §8.5.1 permits it for every subscription type), so a
+    // would-be subscriber learns nothing about which accounts exist; a probe
+    // gets the same "unsubscribed" as any probe from a non-subscriber.
     std::optional<im::Transition> transition;
     try {
       transition = co_await workers_.run([&]() -> std::optional<im::Transition> {
