@@ -7,6 +7,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <charconv>
 #include <memory>
+#include <tuple>
+#include <utility>
 
 #include "modules/factories.hpp"
 #include "modules/im_util.hpp"
