@@ -148,9 +148,9 @@ ClientResult send_request(const std::string& socket_path, const std::vector<std:
   }
 
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const auto timed_out = "no answer from parleyd within " +
-                         (timeout.count() % 1000 == 0 ? std::to_string(timeout.count() / 1000) + " s"
-                                                      : std::to_string(timeout.count()) + " ms");
+  const auto timed_out =
+      "no answer from parleyd within " + (timeout.count() % 1000 == 0 ? std::to_string(timeout.count() / 1000) + " s"
+                                                                      : std::to_string(timeout.count()) + " ms");
   std::string_view unsent = *request;
   while (!unsent.empty()) {
     if (!wait_for(socket.get(), POLLOUT, deadline)) {

@@ -73,7 +73,8 @@ std::string raw_exchange(const std::string& path, const std::string& bytes) {
   }
   std::string answer;
   char buffer[4096];
-  for (ssize_t count; (count = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, static_cast<std::size_t>(count));
+  for (ssize_t count; (count = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    answer.append(buffer, static_cast<std::size_t>(count));
   ::close(fd);
   return answer;
 }
@@ -137,8 +138,7 @@ class AdminServerTest : public ::testing::Test {
   fs::path dir_;
   std::string socket_path_;
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_ =
-      boost::asio::make_work_guard(io_);
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_ = boost::asio::make_work_guard(io_);
   router::Router router_;
   std::unique_ptr<storage::Storage> storage_;
   router::WorkerPool workers_{2};

@@ -46,12 +46,14 @@ class Loader {
   Config load(const YAML::Node& root) {
     Config config;
     config.path = file_;
-    if (!root.IsDefined() || root.IsNull()) fail(1, "the file is empty: expected a mapping with at least 'hosts' and 'listen'");
+    if (!root.IsDefined() || root.IsNull()) {
+      fail(1, "the file is empty: expected a mapping with at least 'hosts' and 'listen'");
+    }
     if (!root.IsMap()) fail(root, "the top level must be a mapping of settings (hosts, listen, ...)");
 
     check_keys(root, "at top level",
-               {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log",
-                "admin_socket", "shards", "workers"});
+               {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log", "admin_socket",
+                "shards", "workers"});
 
     const auto hosts = require(root, "hosts", "at top level");
     read_hosts(hosts, config);
@@ -65,7 +67,8 @@ class Loader {
     if (const auto log = root["log"]) read_log(log, config.log);
     if (const auto admin_socket = root["admin_socket"]) config.admin_socket = read_socket_path(admin_socket);
     if (const auto shards = root["shards"]) {
-      config.shards = static_cast<unsigned>(read_integer(shards, 0, 1024, "shards must be an integer 0-1024 (0: one per core)"));
+      config.shards =
+          static_cast<unsigned>(read_integer(shards, 0, 1024, "shards must be an integer 0-1024 (0: one per core)"));
     }
     if (const auto workers = root["workers"]) {
       config.workers = static_cast<unsigned>(read_integer(workers, 1, 1024, "workers must be an integer 1-1024"));
@@ -77,13 +80,31 @@ class Loader {
   [[noreturn]] void fail(const YAML::Node& node, const std::string& reason) const { fail(line_of(node), reason); }
 
  private:
-  static int line_of(const YAML::Node& node) {
+  static int mark_line(const YAML::Node& node) {
     const auto mark = node.Mark();
     return mark.line >= 0 ? mark.line + 1 : 0;
   }
 
+  // yaml-cpp marks an empty value ("storage:") where the next token starts,
+  // often the following line; the key's line is the one to fix.
+  int line_of(const YAML::Node& node) const {
+    if (node.IsNull()) {
+      for (const auto& [value, key_line] : empty_value_lines_) {
+        if (value.is(node)) return key_line;
+      }
+    }
+    return mark_line(node);
+  }
+
+  void remember_key_lines(const YAML::Node& map) {
+    for (const auto& entry : map) {
+      if (entry.second.IsNull()) empty_value_lines_.emplace_back(entry.second, mark_line(entry.first));
+    }
+  }
+
   // Refuses keys outside 'allowed' and keys given twice (yaml-cpp keeps both).
-  void check_keys(const YAML::Node& map, const std::string& where, const std::vector<std::string>& allowed) const {
+  void check_keys(const YAML::Node& map, const std::string& where, const std::vector<std::string>& allowed) {
+    remember_key_lines(map);
     std::set<std::string> seen;
     for (const auto& entry : map) {
       const auto& key_node = entry.first;
@@ -107,7 +128,8 @@ class Loader {
     return node.Scalar();
   }
 
-  std::uint64_t read_integer(const YAML::Node& node, std::uint64_t min, std::uint64_t max, const std::string& reason) const {
+  std::uint64_t read_integer(const YAML::Node& node, std::uint64_t min, std::uint64_t max,
+                             const std::string& reason) const {
     if (!node.IsScalar()) fail(node, reason);
     const auto& text = node.Scalar();
     std::uint64_t value = 0;
@@ -176,7 +198,8 @@ class Loader {
       ListenerConfig listener;
       if (const auto module = item["module"]) {
         listener.module = read_string(module, "module must be c2s");
-        if (listener.module != "c2s") fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s)");
+        if (listener.module != "c2s")
+          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s)");
       }
       if (const auto address = item["address"]) listener.address = read_address(address);
       if (const auto port = item["port"]) {
@@ -237,7 +260,8 @@ class Loader {
         certificate.domain = read_domain(domain, "certificate domain");
       }
       for (const auto& existing : config.certificates) {
-        if (existing.domain == certificate.domain) fail(domain, "duplicate certificate for '" + certificate.domain + "'");
+        if (existing.domain == certificate.domain)
+          fail(domain, "duplicate certificate for '" + certificate.domain + "'");
       }
       certificate.cert = read_readable_file(require(item, "cert", "in " + where), "cert");
       certificate.key = read_readable_file(require(item, "key", "in " + where), "key");
@@ -288,7 +312,8 @@ class Loader {
     // is accepted too.
     if (uri == "memory:" || uri == "memory") return "memory:";
     if (uri.starts_with("sqlite:")) {
-      if (uri.size() == std::string_view("sqlite:").size()) fail(node, "storage sqlite: needs a database path (sqlite:PATH)");
+      if (uri.size() == std::string_view("sqlite:").size())
+        fail(node, "storage sqlite: needs a database path (sqlite:PATH)");
       return uri;
     }
     fail(node, "unsupported storage '" + uri + "' (expected: memory or sqlite:PATH)");
@@ -309,7 +334,9 @@ class Loader {
       if (!entry.second.IsNull() && !entry.second.IsMap()) {
         fail(entry.second, "options of module '" + name + "' must be a mapping (or empty)");
       }
-      if (!modules.emplace(name, entry.second).second) fail(name_node, "module '" + name + "' is listed twice in " + where);
+      if (!modules.emplace(name, entry.second).second) {
+        fail(name_node, "module '" + name + "' is listed twice in " + where);
+      }
     }
     return modules;
   }
@@ -329,11 +356,12 @@ class Loader {
       if (settings.IsNull()) continue;
       if (!settings.IsMap()) fail(settings, where + " must be a mapping (modules: ...)");
       check_keys(settings, "in " + where, {"modules"});
-      if (const auto modules = settings["modules"]) config.host_modules[host] = read_modules(modules, where + ".modules");
+      if (const auto modules = settings["modules"])
+        config.host_modules[host] = read_modules(modules, where + ".modules");
     }
   }
 
-  void read_limits(const YAML::Node& node, Limits& limits) const {
+  void read_limits(const YAML::Node& node, Limits& limits) {
     if (node.IsNull()) return;
     if (!node.IsMap()) fail(node, "limits must be a mapping");
     check_keys(node, "in limits",
@@ -351,8 +379,8 @@ class Loader {
     }
     const auto seconds = [&](const char* key, std::uint64_t max, std::chrono::seconds& out) {
       if (const auto n = node[key]) {
-        out = std::chrono::seconds(read_integer(
-            n, 1, max, std::string(key) + " must be a number of seconds 1-" + std::to_string(max)));
+        out = std::chrono::seconds(
+            read_integer(n, 1, max, std::string(key) + " must be a number of seconds 1-" + std::to_string(max)));
       }
     };
     seconds("auth_timeout", 3600, limits.auth_timeout);
@@ -360,7 +388,7 @@ class Loader {
     seconds("keepalive_interval", 86400, limits.keepalive_interval);
   }
 
-  void read_log(const YAML::Node& node, LogConfig& log) const {
+  void read_log(const YAML::Node& node, LogConfig& log) {
     if (node.IsNull()) return;
     if (!node.IsMap()) fail(node, "log must be a mapping (level, file)");
     check_keys(node, "in log", {"level", "file"});
@@ -371,7 +399,8 @@ class Loader {
       if (!levels.contains(log.level)) fail(level, std::string(reason) + " (got '" + log.level + "')");
     }
     if (const auto file = node["file"]) {
-      if (!file.IsNull()) log.file = read_string(file, "log file must be a file path (or empty for stderr)");
+      if (!file.IsNull() && !file.IsScalar()) fail(file, "log file must be a file path (or empty for stderr)");
+      log.file = file.IsScalar() ? file.Scalar() : std::string();
     }
   }
 
@@ -386,6 +415,7 @@ class Loader {
   }
 
   std::string file_;
+  std::vector<std::pair<YAML::Node, int>> empty_value_lines_;
 };
 
 }  // namespace
@@ -399,7 +429,9 @@ const std::map<std::string, YAML::Node>& Config::modules_for(const std::string& 
 }
 
 static std::string read_file(const std::string& path) {
-  const auto cannot_read = [&](int error) { return ConfigError(path, 0, std::string("cannot read: ") + std::strerror(error)); };
+  const auto cannot_read = [&](int error) {
+    return ConfigError(path, 0, std::string("cannot read: ") + std::strerror(error));
+  };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw cannot_read(errno);
   std::string text;

@@ -30,9 +30,7 @@ class ConfigTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  static void write(const std::string& name, const std::string& text) {
-    std::ofstream(name, std::ios::binary) << text;
-  }
+  static void write(const std::string& name, const std::string& text) { std::ofstream(name, std::ios::binary) << text; }
   static Config load(const std::string& text) {
     write("parley.yml", text);
     return load_config("parley.yml");
@@ -189,6 +187,12 @@ TEST_F(ConfigTest, StorageUris) {
   EXPECT_EQ(load(minimal_prefix + "storage: memory\n").storage, "memory:");
   EXPECT_EQ(load(minimal_prefix + "storage: 'memory:'\n").storage, "memory:");
   EXPECT_EQ(load(minimal_prefix + "storage: sqlite:data/parley.db\n").storage, "sqlite:data/parley.db");
+}
+
+TEST_F(ConfigTest, EmptyLogFileMeansStandardError) {
+  EXPECT_EQ(load(minimal_prefix + "log: {file: ''}\n").log.file, "");
+  EXPECT_EQ(load(minimal_prefix + "log: {file: }\n").log.file, "");
+  EXPECT_EQ(load(minimal_prefix + "log: {level: warn}\n").log.level, "warn");
 }
 
 TEST_F(ConfigTest, MissingFileReportsStrerrorWithoutLine) {
@@ -349,8 +353,7 @@ INSTANTIATE_TEST_SUITE_P(
                   5, "duplicate certificate for 'example.org'"},
         BadConfig{"storage_mysql", minimal_prefix + "storage: mysql://db/parley\n", 6,
                   "unsupported storage 'mysql://db/parley' (expected: memory or sqlite:PATH)"},
-        BadConfig{"storage_sqlite_without_path", minimal_prefix + "storage: 'sqlite:'\n", 6,
-                  "needs a database path"},
+        BadConfig{"storage_sqlite_without_path", minimal_prefix + "storage: 'sqlite:'\n", 6, "needs a database path"},
         BadConfig{"module_unknown", minimal_prefix + "modules:\n  roster:\n  rooster: {}\n", 8,
                   "unknown module 'rooster' in modules (known: roster, presence, "},
         BadConfig{"module_options_scalar", minimal_prefix + "modules:\n  ping: true\n", 7,
@@ -383,6 +386,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "unknown key 'path' in log (expected: level, file)"},
         BadConfig{"admin_socket_too_long", minimal_prefix + "admin_socket: " + std::string(120, 'a') + "\n", 6,
                   "admin_socket path is too long for a unix socket"},
+        BadConfig{"storage_null", minimal_prefix + "storage:\n", 6, "storage must be a URI"},
+        BadConfig{"listen_null", "hosts: [example.org]\nlisten:\n", 2, "listen must be a non-empty list"},
+        BadConfig{"log_file_list", minimal_prefix + "log:\n  file: [a, b]\n", 7, "log file must be a file path"},
         BadConfig{"workers_zero", minimal_prefix + "workers: 0\n", 6, "workers must be an integer 1-1024"},
         BadConfig{"shards_negative", minimal_prefix + "shards: -2\n", 6, "shards must be an integer 0-1024"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return std::string(info.param.name); });

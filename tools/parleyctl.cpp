@@ -1,11 +1,11 @@
 // parleyctl: the administration command line of Parley. Everything except
 // check-config talks to the running parleyd over its admin socket (see
 // server/admin_protocol.hpp); check-config only reads the file.
-#include <CLI/CLI.hpp>
 #include <termios.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -171,7 +171,8 @@ int main(int argc, char** argv) {
                   "Prefer omitting it: arguments are visible to other local users in the process list");
   reg->callback([&] { request = {"register", user, host}; });
 
-  auto* unreg = app.add_subcommand("unregister", "Delete an account with its roster and offline messages, and disconnect it");
+  auto* unreg =
+      app.add_subcommand("unregister", "Delete an account with its roster and offline messages, and disconnect it");
   unreg->add_option("USER", user, "Username")->required();
   unreg->add_option("HOST", host, "Host")->required();
   unreg->callback([&] { request = {"unregister", user, host}; });
