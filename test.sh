@@ -10,11 +10,11 @@ jobs=$(nproc)
 # The XML stream parser's libFuzzer target needs clang; it is built on its own.
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUZZ=ON -DPARLEY_TESTS=OFF >/dev/null
-cmake --build build/fuzz --target stream_parser_fuzz
+cmake --build build/fuzz --target parley_fuzz_stream_parser
 
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1" \
   -DPARLEY_WERROR=ON -DPARLEY_SANITIZE=ON \
-  -DPARLEY_FUZZER="$PWD/build/fuzz/xmpp/fuzz/stream_parser_fuzz" >/dev/null
+  -DPARLEY_FUZZER="$PWD/build/fuzz/xmpp/fuzz/parley_fuzz_stream_parser" >/dev/null
 cmake --build build/test -j"$jobs"
 
 cd build/test
