@@ -855,6 +855,11 @@ class Strophe:
                              + "\n".join(self.transcript) + "\nlibstrophe log:\n"
                              + self.log_path.read_text(errors="replace")[-20000:])
 
+    async def wait(self, predicate, timeout=STEP_TIMEOUT):
+        """expect() for async tests: the event loop keeps running meanwhile,
+        so slixmpp clients in the same test can send what is awaited."""
+        return await asyncio.to_thread(self.expect, predicate, timeout)
+
     def send(self, xml):
         self.process.stdin.write(xml.replace("\n", " ") + "\n")
         self.process.stdin.flush()

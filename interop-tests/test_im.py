@@ -173,11 +173,11 @@ class Routing(ServerTestCase):
         bob = await self.logged_in(bob_jid)
 
         bob.send_message(mto=f"{alice_jid}/strophe", mbody="hello libstrophe", mtype="chat")
-        line = strophe.expect("hello libstrophe")
+        line = await strophe.wait("hello libstrophe")
         self.assertIn(f'from="{bob.boundjid}"', line)
 
         bob.send_message(mto=alice_jid, mbody="to the bare jid", mtype="chat")
-        strophe.expect("to the bare jid")
+        await strophe.wait("to the bare jid")
 
         strophe.send(f"<message to='{bob.boundjid}' type='chat'>"
                      "<body>hello slixmpp</body></message>")
