@@ -25,7 +25,7 @@ class Shutdown(ServerTestCase):
         strophe = self.strophe("bob@localhost/strophe", PASSWORDS["bob"])
         strophe.expect("CONNECTED bob@localhost/strophe")
 
-        self.assertEqual(self.server.stop(), 0, "SIGTERM must end parleyd with exit code 0")
+        exit_code = self.server.stop()  # checked last: what follows says more on failure
 
         self.assertEqual(alice.stream_error(), "system-shutdown")
         error = await dave.wait_stream_error()
@@ -56,6 +56,8 @@ class Shutdown(ServerTestCase):
         request = await bob.wait_for(lambda s: s.name == "presence"
                                      and s.xml.get("type") == "subscribe")
         self.assertEqual(str(request["from"]), "alice@localhost")
+
+        self.assertEqual(exit_code, 0, "SIGTERM must end parleyd with exit code 0")
 
 
 class Services(ServerTestCase):
