@@ -139,6 +139,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   void send_raw(std::string data) {
     if (closing_) return;
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("c2s {} out: {}", id_, data);
     queued_bytes_ += data.size();
     if (queued_bytes_ > settings_.max_send_queue) {
       spdlog::warn("c2s {} {}: send queue over {} bytes, closing", id_, remote_, settings_.max_send_queue);
@@ -150,16 +151,14 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   }
 
   void send(const xml::Element& element) {
-    std::string data = xml::serialize(element);
-    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("c2s {} out: {}", id_, data);
-    send_raw(std::move(data));
+    send_raw(xml::serialize(element));
   }
 
   // Sends a stream error and the closing tag, then closes once written.
   void end_stream(std::string_view condition, std::string_view text = {}) {
     if (closing_ || state_ == State::closed) return;
-    spdlog::info("c2s {} {}{}: closing stream: {}{}{}", id_, remote_, jid_.empty() ? "" : " " + jid_.str(),
-                 condition, text.empty() ? "" : " - ", text);
+    spdlog::info("c2s {} {}{}: closing stream{}{}{}{}", id_, remote_, jid_.empty() ? "" : " " + jid_.str(),
+                 condition.empty() ? "" : " with ", condition, text.empty() ? "" : ": ", text);
     std::string data;
     if (!header_sent_) data = header();
     if (!condition.empty()) xml::serialize_to(data, xmpp::stream_error(condition, text));

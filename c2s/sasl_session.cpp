@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "xmpp/jid.hpp"
 
 namespace parley::c2s {
@@ -56,6 +58,11 @@ void SaslSession::set_channel_binding(sasl::ChannelBindingProvider provider) {
   for (auto type : known_channel_bindings) {
     if (channel_binding_(type)) channel_binding_types_.emplace_back(type);
   }
+}
+
+bool SaslSession::downgrade_detectable() const {
+  return std::find(channel_binding_types_.begin(), channel_binding_types_.end(), "tls-unique") !=
+         channel_binding_types_.end();
 }
 
 xml::Element SaslSession::mechanisms(bool encrypted) const {
@@ -113,7 +120,7 @@ router::Task<SaslSession::Outcome> SaslSession::begin(const xml::Element& auth, 
       if (mechanism_ != sasl::mechanism_name(hash, plus)) continue;
       if (plus && !plus_available()) co_return failure("invalid-mechanism");
       hash_ = hash;
-      scram_.emplace(hash, plus, channel_binding_, plus_available());
+      scram_.emplace(hash, plus, channel_binding_, downgrade_detectable());
       if (message->empty()) {
         awaiting_client_first_ = true;
         co_return Outcome{sasl_element("challenge"), std::nullopt, false};
@@ -133,12 +140,12 @@ router::Task<SaslSession::Outcome> SaslSession::plain(std::string_view message, 
   if (!authzid_acceptable(credentials.authzid, *username, context.host)) co_return failure("invalid-authzid");
   bool valid = false;
   try {
-    valid = co_await context.services.workers.run(
-        [&storage = context.services.storage, user = *username, host = context.host,
-         password = std::move(credentials.password)]() {
-          auto account = storage.accounts().find(user, host);
-          return account && sasl::verify_password(sasl::Hash::sha256, password, account->sha256);
-        });
+    // Captures by reference only: g++ 12 mishandles closures holding
+    // strings by value when they are temporaries of a co_await expression.
+    valid = co_await context.services.workers.run([&] {
+      auto account = context.services.storage.accounts().find(*username, context.host);
+      return account && sasl::verify_password(sasl::Hash::sha256, credentials.password, account->sha256);
+    });
   } catch (const std::exception& e) {
     spdlog::error("c2s: account lookup for {}@{} failed: {}", *username, context.host, e.what());
     co_return failure("temporary-auth-failure");
@@ -164,13 +171,11 @@ router::Task<SaslSession::Outcome> SaslSession::scram_client_first(std::string_v
   std::optional<sasl::ScramCredentials> credentials;
   if (username) {
     try {
-      credentials = co_await context.services.workers.run(
-          [&storage = context.services.storage, user = *username, host = context.host,
-           hash = hash_]() -> std::optional<sasl::ScramCredentials> {
-            auto account = storage.accounts().find(user, host);
-            if (!account) return std::nullopt;
-            return hash == sasl::Hash::sha1 ? account->sha1 : account->sha256;
-          });
+      credentials = co_await context.services.workers.run([&]() -> std::optional<sasl::ScramCredentials> {
+        auto account = context.services.storage.accounts().find(*username, context.host);
+        if (!account) return std::nullopt;
+        return hash_ == sasl::Hash::sha1 ? account->sha1 : account->sha256;
+      });
     } catch (const std::exception& e) {
       spdlog::error("c2s: account lookup for {}@{} failed: {}", *username, context.host, e.what());
       scram_.reset();

@@ -38,6 +38,12 @@ class SaslSession {
 
  private:
   bool plus_available() const { return !channel_binding_types_.empty(); }
+  // Whether a client's "y" GS2 flag (it supports channel binding but thinks
+  // we do not) is treated as a downgrade attack. Many clients know only
+  // tls-unique, which TLS 1.3 lacks; such a client honestly says "y" when
+  // we offer only tls-exporter and tls-server-end-point, so "y" is refused
+  // only when tls-unique was on offer too.
+  bool downgrade_detectable() const;
   router::Task<Outcome> begin(const xml::Element& auth, Context context);
   router::Task<Outcome> plain(std::string_view message, Context context);
   router::Task<Outcome> scram_client_first(std::string_view message, Context context);

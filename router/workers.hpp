@@ -19,10 +19,12 @@ class WorkerPool {
   ~WorkerPool() { stop(); }
 
   // Runs f() on a worker thread; exceptions propagate to the awaiting coroutine.
+  // Deliberately not a coroutine itself: g++ 12 mis-copies a by-value
+  // closure parameter into a coroutine frame (double free under ASan).
   template <class F>
   auto run(F f) -> Task<std::invoke_result_t<F>> {
     using R = std::invoke_result_t<F>;
-    co_return co_await boost::asio::co_spawn(
+    return boost::asio::co_spawn(
         pool_.get_executor(), [f = std::move(f)]() mutable -> Task<R> { co_return f(); },
         boost::asio::use_awaitable);
   }
