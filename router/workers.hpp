@@ -19,8 +19,9 @@ class WorkerPool {
   ~WorkerPool() { stop(); }
 
   // Runs f() on a worker thread; exceptions propagate to the awaiting coroutine.
-  // Deliberately not a coroutine itself: g++ 12 mis-copies a by-value
-  // closure parameter into a coroutine frame (double free under ASan).
+  // g++ 12 mis-copies closures that hold strings by value when they cross a
+  // coroutine boundary (a bad free under ASan), so run() is not a coroutine
+  // itself and callers capture by reference: the awaiting frame outlives f.
   template <class F>
   auto run(F f) -> Task<std::invoke_result_t<F>> {
     using R = std::invoke_result_t<F>;

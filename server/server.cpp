@@ -119,16 +119,13 @@ struct Server::Impl {
     }
   }
 
+  // Throws with the reason when the file or a certificate is bad; the
+  // running configuration then stays as it was.
   std::string reload() {
-    try {
-      Config fresh = load_config(config.path);
-      certificates.load(certificate_files(fresh));
-      spdlog::info("reload: certificates reloaded from {}", fresh.path);
-      return "certificates reloaded";
-    } catch (const std::exception& e) {
-      spdlog::error("reload failed, keeping the running configuration: {}", e.what());
-      return std::string("reload failed: ") + e.what();
-    }
+    Config fresh = load_config(config.path);
+    certificates.load(certificate_files(fresh));
+    spdlog::info("reload: certificates reloaded from {}", fresh.path);
+    return "certificates reloaded";
   }
 
   std::size_t open_streams() const {
@@ -162,7 +159,11 @@ struct Server::Impl {
     for (;;) {
       const int signal = co_await signals.async_wait(asio::use_awaitable);
       if (signal == SIGHUP) {
-        reload();
+        try {
+          reload();
+        } catch (const std::exception& e) {
+          spdlog::error("reload failed, keeping the running configuration: {}", e.what());
+        }
         continue;
       }
       co_await graceful_stop();
