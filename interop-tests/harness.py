@@ -411,6 +411,7 @@ class Client(slixmpp.ClientXMPP):
         self.add_filter("in", self._keep)
         self.add_event_handler("session_start", self._settle("session"))
         self.add_event_handler("failed_auth", self._on_failed_auth)
+        self.add_event_handler("failed_all_auth", self._settle("failed_auth"))
         self.add_event_handler("disconnected", self._settle("disconnected"))
         self.add_event_handler("connection_failed", self._settle("connection_failed"))
         self.add_event_handler("stream_error", self._on_stream_error)
@@ -438,9 +439,7 @@ class Client(slixmpp.ClientXMPP):
         return handler
 
     def _on_failed_auth(self, failure):
-        self.auth_failures.append(failure)
-        if not self.outcome.done():
-            self.outcome.set_result("failed_auth")
+        self.auth_failures.append(failure)  # slixmpp then tries its next mechanism
 
     def _on_stream_error(self, error):
         self.stream_errors.append(error)

@@ -37,6 +37,22 @@ class Login(ServerTestCase):
         self.assertEqual(client.mechanism, expected, f"offered: {sorted(offered)}")
         self.assertEqual(client.auth_failures, [])
 
+    async def test_starttls_slixmpp_default_on_tls13(self):
+        """slixmpp left alone on TLS 1.3: it tries -PLUS with tls-unique, which
+        TLS 1.3 lacks; the server refuses those attempts, then accepts
+        SCRAM-SHA-256 with the GS2 flag "y" (the client could bind, but not
+        with a type the server offers) — never falling back to PLAIN."""
+        (alice,) = self.register("alice")
+        client = await self.client(alice, mechanism=None, channel_binding=True)
+        await client.login()
+        self.assertEqual(
+            client.transport.get_extra_info("ssl_object").version(), "TLSv1.3")
+        self.assertEqual(client.mechanism, "SCRAM-SHA-256")
+        refused = client.auth_failures
+        self.assertTrue(refused, "the tls-unique attempts must have been refused")
+        for failure in refused:
+            self.assertIn("channel binding", failure["text"], str(failure))
+
     async def test_scram_sha256_plus_tls_server_end_point(self):
         self.register("alice")
         raw = self.raw()
