@@ -5,6 +5,7 @@ from the environment: PARLEYD, PARLEYCTL and STROPHE_CLIENT (set by CMake).
 """
 
 import asyncio
+import ctypes
 import base64
 import hashlib
 import hmac
@@ -62,6 +63,15 @@ def binary(env_name):
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"{env_name}={path} is not an executable")
     return os.path.abspath(path)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Child side of Popen: if the test process is killed (ctest's timeout),
+    the kernel ends parleyd and strophe_client too, instead of orphaning them."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port():
@@ -228,8 +238,8 @@ class Server:
             log.write(f"=== parleyd --config {self.config_path}\n")
         self.process = subprocess.Popen(
             [self.parleyd, "--config", str(self.config_path)], cwd=self.workdir,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace")
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", preexec_fn=_die_with_parent)
         self._log_reader = threading.Thread(target=self._copy_log, args=(self.process,),
                                             daemon=True)
         self._log_reader.start()
@@ -794,7 +804,8 @@ class Strophe:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=log, env=env,
-                                            text=True, bufsize=1)
+                                            text=True, bufsize=1,
+                                            preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
