@@ -57,12 +57,14 @@ c2s::Settings c2s_settings(const ListenerConfig& listener, const Limits& limits)
 }  // namespace
 
 struct Server::Impl {
+  // Declared first so it is destroyed last: sessions still referenced by
+  // the registry or by queued handlers need their io_context's services.
+  std::deque<asio::io_context> shards;
   Config config;
   std::unique_ptr<storage::Storage> storage;
   router::Router router;
   router::WorkerPool workers;
   tls::CertificateStore certificates{{"xmpp-client"}};
-  std::deque<asio::io_context> shards;
   std::deque<modules::Context> module_contexts;
   std::vector<std::unique_ptr<modules::Module>> modules;
   std::vector<std::unique_ptr<c2s::Listener>> listeners;
