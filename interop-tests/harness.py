@@ -110,12 +110,18 @@ def _openssl(*args, cwd):
 
 def make_certificates(directory, domain):
     """A throwaway CA and a server certificate for domain (GUIDE §11)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-    _openssl("req", "-x509", "-new", "-nodes", *ec, "-keyout", "ca.key", "-out", "ca.crt",
+    _openssl("req", "-x509", "-new", "-nodes", *_EC_KEY, "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "30", "-subj", "/CN=parley e2e test ca",
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    _openssl("req", "-new", "-nodes", *ec, "-keyout", f"{domain}.key", "-out", f"{domain}.csr",
+    cert, key = issue_certificate(directory, domain)
+    return Path(directory, "ca.crt"), cert, key
+
+
+def issue_certificate(directory, domain):
+    """A fresh key and certificate for domain from the CA in directory,
+    written over any previous one (SAN DNS:D and DNS:*.D)."""
+    _openssl("req", "-new", "-nodes", *_EC_KEY, "-keyout", f"{domain}.key", "-out", f"{domain}.csr",
              "-subj", f"/CN={domain}", cwd=directory)
     Path(directory, f"{domain}.ext").write_text(
         f"subjectAltName=DNS:{domain},DNS:*.{domain}\n"
@@ -124,8 +130,14 @@ def make_certificates(directory, domain):
     _openssl("x509", "-req", "-in", f"{domain}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-days", "30", "-extfile", f"{domain}.ext",
              "-out", f"{domain}.crt", cwd=directory)
-    return (Path(directory, "ca.crt"), Path(directory, f"{domain}.crt"),
-            Path(directory, f"{domain}.key"))
+    return Path(directory, f"{domain}.crt"), Path(directory, f"{domain}.key")
+
+
+def certificate_fingerprint(pem_path):
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(Path(pem_path).read_text())).hexdigest()
+
+
+_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
 
 # --- the server under test ----------------------------------------------------
@@ -195,6 +207,8 @@ class Server:
         self._log_reader = None
         self._ready = threading.Event()
         self._log_lock = threading.Lock()
+        self._log_lines = []
+        self._log_changed = threading.Condition()
 
     # config
 
@@ -257,8 +271,30 @@ class Server:
         for line in process.stdout:
             with self._log_lock, open(self.log_path, "a") as log:
                 log.write(line)
+            with self._log_changed:
+                self._log_lines.append(line)
+                self._log_changed.notify_all()
             if READY_MARKER in line:
                 self._ready.set()
+
+    def log_mark(self):
+        """A position in the log, for wait_for_log(..., since=mark)."""
+        with self._log_changed:
+            return len(self._log_lines)
+
+    def wait_for_log(self, text, since=0, timeout=STEP_TIMEOUT):
+        """The first log line after mark `since` that contains text."""
+        deadline = time.monotonic() + timeout
+        with self._log_changed:
+            while True:
+                for line in self._log_lines[since:]:
+                    if text in line:
+                        return line
+                since = len(self._log_lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no log line with {text!r} within {timeout}s")
+                self._log_changed.wait(remaining)
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, wait; SIGKILL if it hangs. Returns the exit code."""

@@ -1,11 +1,14 @@
-"""Whole-server behaviour: graceful shutdown, built-in services, parleyctl."""
+"""Whole-server behaviour: graceful shutdown, SIGHUP reload, built-in services, parleyctl."""
 
 import datetime
+import hashlib
+import signal
 import time
 import unittest
 
-from harness import (NS_DELAY, NS_ROSTER, PASSWORDS, STEP_TIMEOUT, Server,
-                     ServerTestCase, qname, stanza_error_condition, to_text)
+from harness import (NS_DELAY, NS_ROSTER, PASSWORDS, STEP_TIMEOUT, Server, ServerTestCase,
+                     certificate_fingerprint, issue_certificate, qname, stanza_error_condition,
+                     to_text)
 
 
 class Shutdown(ServerTestCase):
@@ -103,6 +106,40 @@ class Services(ServerTestCase):
         self.assertEqual(reply.get("type"), "error", to_text(reply))
         self.assertIn(stanza_error_condition(reply),
                       ("service-unavailable", "feature-not-implemented"), to_text(reply))
+
+
+class Reload(ServerTestCase):
+
+    async def test_sighup_reloads_the_certificate(self):
+        self.register("alice", "bob")
+        alice = self.raw_logged_in("alice", "desk")
+        old_fingerprint = hashlib.sha256(alice.tls.getpeercert(binary_form=True)).hexdigest()
+        self.assertEqual(old_fingerprint, certificate_fingerprint(self.server.cert))
+
+        issue_certificate(self.server.workdir, self.server.domain)
+        new_fingerprint = certificate_fingerprint(self.server.cert)
+        self.assertNotEqual(new_fingerprint, old_fingerprint)
+        mark = self.server.log_mark()
+        self.server.process.send_signal(signal.SIGHUP)
+        self.server.wait_for_log("certificates reloaded", since=mark)
+
+        bob = self.raw_logged_in("bob", "desk")
+        self.assertEqual(hashlib.sha256(bob.tls.getpeercert(binary_form=True)).hexdigest(),
+                         new_fingerprint, "new connections get the new certificate")
+        alice.message("bob@localhost/desk", "same session as before the reload")
+        bob.wait_message("same session as before the reload")
+
+        # A broken certificate is refused and the running one kept.
+        self.server.cert.write_text("not a certificate\n")
+        mark = self.server.log_mark()
+        self.server.process.send_signal(signal.SIGHUP)
+        self.server.wait_for_log("reload failed", since=mark)
+        newcomer = self.raw()
+        newcomer.open_stream()
+        newcomer.starttls()
+        self.assertEqual(
+            hashlib.sha256(newcomer.tls.getpeercert(binary_form=True)).hexdigest(),
+            new_fingerprint)
 
 
 def wait_until(probe, done, timeout=5.0, interval=0.05):
