@@ -284,11 +284,11 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     }
     wake_writer_.cancel();
     watchdog_.cancel();
-    if (state_ == State::bound) {
-      state_ = State::closed;
+    state_ = State::closed;
+    if (bound_) {
+      bound_ = false;
       co_await services_.router.session_closed(jid_, this);
     }
-    state_ = State::closed;
     spdlog::info("c2s {} {}{}: disconnected", id_, remote_, jid_.empty() ? "" : " " + jid_.str());
     listener_->forget(shared_from_this());
   }
@@ -478,6 +478,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
       replaced->close("conflict", "replaced by a new connection for the same resource");
     }
     state_ = State::bound;
+    bound_ = true;
     spdlog::info("c2s {} {}: bound {}", id_, remote_, jid_.str());
     xml::Element result("iq");
     result.set_attr("type", "result").set_attr("id", std::string(iq.attr("id")));
@@ -554,6 +555,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   std::string peer_jid_;
   xmpp::Jid jid_;
   int auth_failures_ = 0;
+  bool bound_ = false;  // holds jid_ in the session registry until finish()
   bool header_sent_ = false;
   bool closing_ = false;
   Clock::time_point close_deadline_{};
