@@ -26,13 +26,8 @@ using router::IqTarget;
 using router::StanzaEvent;
 using router::Task;
 
-struct Item {
-  std::string jid;
-  std::string name;
-};
-
-std::vector<Item> read_items(const YAML::Node& options) {
-  std::vector<Item> items;
+std::vector<router::Host::Item> read_items(const YAML::Node& options) {
+  std::vector<router::Host::Item> items;
   const auto list = options::find(options, "items");
   if (!list.IsDefined() || list.IsNull()) return items;
   if (!list.IsSequence()) throw OptionError(list, "option 'items' must be a list of {jid, name}");
@@ -76,8 +71,8 @@ class DiscoModule final : public Module {
 
   void start() override {
     options::expect_keys(ctx_.options, "disco", {"items"});
-    items_ = read_items(ctx_.options);
     auto& host = ctx_.host;
+    for (auto& item : read_items(ctx_.options)) host.add_disco_item(std::move(item));
     host.add_iq_handler(IqTarget::host, "get", ns_disco_info, [this](StanzaEvent& ev) { return host_info(ev); });
     host.add_iq_handler(IqTarget::host, "get", ns_disco_items, [this](StanzaEvent& ev) { return host_items(ev); });
     host.add_iq_handler(IqTarget::account, "get", ns_disco_info,
@@ -104,7 +99,7 @@ class DiscoModule final : public Module {
     if (asks_for_node(event, ns_disco_items)) co_return xmpp::stanza_error(event.stanza, "item-not-found");
     auto reply = xmpp::iq_result(event.stanza);
     auto& query = reply.add_child("query", std::string(ns_disco_items));
-    for (const auto& item : items_) {
+    for (const auto& item : ctx_.host.disco_items()) {
       auto& element = query.add_child("item", std::string(ns_disco_items));
       element.set_attr("jid", item.jid);
       if (!item.name.empty()) element.set_attr("name", item.name);
@@ -152,7 +147,6 @@ class DiscoModule final : public Module {
   }
 
   Context ctx_;
-  std::vector<Item> items_;
 };
 
 }  // namespace

@@ -48,6 +48,8 @@ void Host::add_disco_feature(std::string var) { features_.push_back(std::move(va
 void Host::add_disco_identity(Identity identity) { identities_.push_back(std::move(identity)); }
 std::vector<std::string> Host::disco_features() const { return features_; }
 std::vector<Host::Identity> Host::disco_identities() const { return identities_; }
+void Host::add_disco_item(Item item) { items_.push_back(std::move(item)); }
+std::vector<Host::Item> Host::disco_items() const { return items_; }
 void Host::add_account_disco_feature(std::string var) { account_features_.push_back(std::move(var)); }
 std::vector<std::string> Host::account_disco_features() const { return account_features_; }
 
@@ -90,6 +92,10 @@ Host* Router::host(std::string_view domain) {
 const Host* Router::host(std::string_view domain) const {
   auto found = hosts_.find(domain);
   return found == hosts_.end() ? nullptr : found->second.get();
+}
+
+void Router::add_domain_route(const std::string& domain, RemoteRoute route) {
+  domain_routes_[domain] = std::move(route);
 }
 
 std::vector<std::string> Router::host_names() const {
@@ -181,6 +187,10 @@ Task<void> Router::route(xml::Element stanza) {
 Task<void> Router::dispatch(StanzaEvent& ev) {
   if (Host* target = host(ev.to.domain())) {
     co_await deliver_local(ev, *target);
+    co_return;
+  }
+  if (auto routed = domain_routes_.find(ev.to.domain()); routed != domain_routes_.end()) {
+    if (!routed->second(ev.stanza, ev.to)) co_await bounce(ev.stanza, "service-unavailable");
     co_return;
   }
   if (remote_route_ && remote_route_(ev.stanza, ev.to)) co_return;

@@ -85,6 +85,13 @@ class Host {
   void add_disco_identity(Identity identity);
   std::vector<std::string> disco_features() const;
   std::vector<Identity> disco_identities() const;
+  // Entities listed by disco#items on the server's domain (components,
+  // MUC and other services register themselves here).
+  struct Item {
+    std::string jid, name;
+  };
+  void add_disco_item(Item item);
+  std::vector<Item> disco_items() const;
   // Features a local account answers for (disco#info to a bare JID).
   void add_account_disco_feature(std::string var);
   std::vector<std::string> account_disco_features() const;
@@ -109,10 +116,11 @@ class Host {
   std::vector<std::string> features_;
   std::vector<std::string> account_features_;
   std::vector<Identity> identities_;
+  std::vector<Item> items_;
 };
 
 // Where stanzas for non-local domains go (s2s, components). Returns false
-// when it cannot take the domain; the router then bounces the stanza with
+// when it cannot take the stanza; the router then bounces it with
 // remote-server-not-found.
 using RemoteRoute = std::function<bool(xml::Element& stanza, const xmpp::Jid& to)>;
 
@@ -131,6 +139,14 @@ class Router {
   std::vector<std::string> host_names() const;
 
   SessionRegistry& sessions() { return sessions_; }
+  // Domains served by something other than a local host (an external
+  // component, a service): stanzas for them go to their route. Added at
+  // start-up, before any traffic; the route answers for the domain even
+  // while whatever serves it is away.
+  void add_domain_route(const std::string& domain, RemoteRoute route);
+  // Whether this server answers for 'domain': a local host or a routed domain.
+  bool serves(std::string_view domain) const { return is_local(domain) || domain_routes_.contains(domain); }
+  // Every other domain (federation).
   void set_remote_route(RemoteRoute route) { remote_route_ = std::move(route); }
 
   // A stanza from a bound client. Checks and stamps 'from' (the caller has
@@ -163,6 +179,7 @@ class Router {
 
   std::map<std::string, std::unique_ptr<Host>, std::less<>> hosts_;
   SessionRegistry sessions_;
+  std::map<std::string, RemoteRoute, std::less<>> domain_routes_;
   RemoteRoute remote_route_;
 };
 

@@ -235,6 +235,29 @@ TEST_F(RouterTest, RemoteRouteTakesNonLocalDomains) {
   EXPECT_TRUE(alice->take().empty());
 }
 
+TEST_F(RouterTest, DomainRouteTakesPrecedenceAndItsRefusalIsServiceUnavailable) {
+  auto alice = connect("a@h/phone");
+  bool component_up = true;
+  std::vector<std::string> taken;
+  router_.add_domain_route("bridge.h", [&](xml::Element& stanza, const xmpp::Jid&) {
+    if (component_up) taken.push_back(std::string(stanza.attr("to")));
+    return component_up;
+  });
+  router_.set_remote_route([](xml::Element&, const xmpp::Jid&) {
+    ADD_FAILURE() << "a routed domain must not reach the remote route";
+    return true;
+  });
+  EXPECT_TRUE(router_.serves("bridge.h"));
+  EXPECT_FALSE(router_.serves("elsewhere.example"));
+  send("a@h/phone", message("room@bridge.h"), alice);
+  EXPECT_EQ(taken, (std::vector<std::string>{"room@bridge.h"}));
+  component_up = false;
+  send("a@h/phone", message("room@bridge.h"), alice);
+  auto got = alice->take();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(xmpp::stanza_error_condition(got[0]), "service-unavailable");
+}
+
 TEST_F(RouterTest, AvailablePresenceToBareJidReachesAvailableResourcesOnly) {
   auto alice = connect("a@h/phone");
   auto on = connect("b@h/on");
