@@ -11,7 +11,7 @@ build_packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libstrophe-dev python3-slixmpp clang libclang-rt-14-dev
+  libgtest-dev libgmock-dev libstrophe-dev python3-slixmpp go-sendxmpp clang libclang-rt-14-dev
 )
 
 wanted=("${build_packages[@]}")
