@@ -678,6 +678,53 @@ TEST_P(StorageConformance, ConcurrentRosterChangesGetDistinctVersions) {
   EXPECT_EQ(accounts().list("example.org").size(), static_cast<std::size_t>(threads * per_thread));
 }
 
+// ---- MucStore ----------------------------------------------------------------
+
+TEST_P(StorageConformance, MucRoomIsStoredReplacedAndListedByService) {
+  auto& muc = storage().muc();
+  EXPECT_FALSE(muc.find_room("conference.example.org", "lobby").has_value());
+  muc.put_room({"conference.example.org", "lobby", "<config v='1'/>"});
+  muc.put_room({"conference.example.org", "attic", "<x>caf\xc3\xa9</x>"});
+  muc.put_room({"rooms.example.net", "lobby", "other"});
+  muc.put_room({"conference.example.org", "lobby", "<config v='2'/>"});
+  EXPECT_EQ(muc.find_room("conference.example.org", "lobby"),
+            (MucRoom{"conference.example.org", "lobby", "<config v='2'/>"}));
+  const std::vector<MucRoom> expected{{"conference.example.org", "attic", "<x>caf\xc3\xa9</x>"},
+                                      {"conference.example.org", "lobby", "<config v='2'/>"}};
+  EXPECT_EQ(muc.rooms("conference.example.org"), expected);
+  EXPECT_TRUE(muc.rooms("nowhere.example.org").empty());
+}
+
+TEST_P(StorageConformance, MucAffiliationsAreSetReplacedRemovedAndGoWithTheRoom) {
+  auto& muc = storage().muc();
+  const std::string service = "conference.example.org";
+  EXPECT_FALSE(muc.set_affiliation(service, "lobby", {"alice@example.org", "owner", ""}));
+  muc.put_room({service, "lobby", "c"});
+  muc.put_room({service, "other", "c"});
+  ASSERT_TRUE(muc.set_affiliation(service, "lobby", {"zed@example.net", "member", ""}));
+  ASSERT_TRUE(muc.set_affiliation(service, "lobby", {"alice@example.org", "owner", ""}));
+  ASSERT_TRUE(muc.set_affiliation(service, "lobby", {"spam.example", "outcast", "spam"}));
+  ASSERT_TRUE(muc.set_affiliation(service, "other", {"bob@example.org", "admin", ""}));
+  ASSERT_TRUE(muc.set_affiliation(service, "lobby", {"zed@example.net", "admin", "promoted"}));
+  std::vector<MucAffiliation> expected{{"alice@example.org", "owner", ""},
+                                       {"spam.example", "outcast", "spam"},
+                                       {"zed@example.net", "admin", "promoted"}};
+  EXPECT_EQ(muc.affiliations(service, "lobby"), expected);
+  ASSERT_TRUE(muc.set_affiliation(service, "lobby", {"spam.example", "none", ""}));
+  expected.erase(expected.begin() + 1);
+  EXPECT_EQ(muc.affiliations(service, "lobby"), expected);
+  muc.put_room({service, "lobby", "changed"});
+  EXPECT_EQ(muc.affiliations(service, "lobby"), expected);
+
+  EXPECT_TRUE(muc.remove_room(service, "lobby"));
+  EXPECT_FALSE(muc.remove_room(service, "lobby"));
+  EXPECT_TRUE(muc.affiliations(service, "lobby").empty());
+  muc.put_room({service, "lobby", "again"});
+  EXPECT_TRUE(muc.affiliations(service, "lobby").empty());
+  EXPECT_EQ(muc.affiliations(service, "other"),
+            (std::vector<MucAffiliation>{{"bob@example.org", "admin", ""}}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StorageConformance,
                          ::testing::Values(memory_backend(), sqlite_backend()),
                          [](const ::testing::TestParamInfo<BackendKind>& info) {

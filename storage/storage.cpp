@@ -5,6 +5,8 @@
 
 namespace parley::storage {
 
+MucStore& Storage::muc() { throw Error("the " + backend_name() + " storage backend has no MUC room store"); }
+
 std::unique_ptr<Storage> open(const std::string& uri) {
   const auto colon = uri.find(':');
   const auto scheme = uri.substr(0, colon);

@@ -112,6 +112,43 @@ class OfflineStore {
   virtual std::size_t count(const std::string& owner) = 0;
 };
 
+// Multi-user chat rooms (XEP-0045) that outlive their occupants: a room is
+// addressed by its service domain and name (the localpart of its JID); its
+// configuration is opaque text owned by the MUC module. Affiliations other
+// than "none" are kept per room and JID (bare JID or domain), with the
+// reason given when they were set.
+struct MucRoom {
+  std::string service;
+  std::string name;
+  std::string config;
+  bool operator==(const MucRoom&) const = default;
+};
+
+struct MucAffiliation {
+  std::string jid;
+  std::string affiliation;  // "owner", "admin", "member" or "outcast"
+  std::string reason;
+  bool operator==(const MucAffiliation&) const = default;
+};
+
+class MucStore {
+ public:
+  virtual ~MucStore() = default;
+  // Inserts or replaces the room's configuration; its affiliations stay.
+  virtual void put_room(const MucRoom& room) = 0;
+  virtual std::optional<MucRoom> find_room(const std::string& service, const std::string& name) = 0;
+  // The rooms of a service, sorted by name.
+  virtual std::vector<MucRoom> rooms(const std::string& service) = 0;
+  // Removes the room with its affiliations; false when there was no such room.
+  virtual bool remove_room(const std::string& service, const std::string& name) = 0;
+  // Sets one affiliation ("none" removes it). False when there is no such room.
+  virtual bool set_affiliation(const std::string& service, const std::string& name,
+                               const MucAffiliation& affiliation) = 0;
+  // The room's affiliations, sorted by jid.
+  virtual std::vector<MucAffiliation> affiliations(const std::string& service,
+                                                   const std::string& name) = 0;
+};
+
 // One backend: the stores share its connection(s).
 class Storage {
  public:
@@ -119,6 +156,9 @@ class Storage {
   virtual AccountStore& accounts() = 0;
   virtual RosterStore& roster() = 0;
   virtual OfflineStore& offline() = 0;
+  // Stores added after the first backends: a backend without one throws
+  // storage::Error naming itself, so a module that needs it fails at start.
+  virtual MucStore& muc();
   // Makes what was written durable (called at shutdown).
   virtual void flush() = 0;
   // "memory", "sqlite", ...

@@ -29,6 +29,11 @@ struct State {
   std::map<std::string, std::map<std::string, Account>> accounts;  // domain -> username -> account
   std::unordered_map<std::string, OwnerRoster> rosters;
   std::unordered_map<std::string, std::vector<std::string>> offline;
+  struct StoredRoom {
+    std::string config;
+    std::map<std::string, MucAffiliation> affiliations;  // by jid
+  };
+  std::map<std::string, std::map<std::string, StoredRoom>> muc_rooms;  // service -> name -> room
 };
 
 class MemoryAccounts final : public AccountStore {
@@ -230,13 +235,81 @@ class MemoryOffline final : public OfflineStore {
   State& state_;
 };
 
+class MemoryMuc final : public MucStore {
+ public:
+  explicit MemoryMuc(State& state) : state_(state) {}
+
+  void put_room(const MucRoom& room) override {
+    std::lock_guard lock(state_.mutex);
+    state_.muc_rooms[room.service][room.name].config = room.config;
+  }
+
+  std::optional<MucRoom> find_room(const std::string& service, const std::string& name) override {
+    std::lock_guard lock(state_.mutex);
+    const auto* room = locate(service, name);
+    if (room == nullptr) return std::nullopt;
+    return MucRoom{service, name, room->config};
+  }
+
+  std::vector<MucRoom> rooms(const std::string& service) override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<MucRoom> result;
+    const auto found = state_.muc_rooms.find(service);
+    if (found == state_.muc_rooms.end()) return result;
+    for (const auto& [name, room] : found->second) result.push_back(MucRoom{service, name, room.config});
+    return result;
+  }
+
+  bool remove_room(const std::string& service, const std::string& name) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.muc_rooms.find(service);
+    if (found == state_.muc_rooms.end() || found->second.erase(name) == 0) return false;
+    if (found->second.empty()) state_.muc_rooms.erase(found);
+    return true;
+  }
+
+  bool set_affiliation(const std::string& service, const std::string& name,
+                       const MucAffiliation& affiliation) override {
+    std::lock_guard lock(state_.mutex);
+    auto* room = locate(service, name);
+    if (room == nullptr) return false;
+    if (affiliation.affiliation == "none") {
+      room->affiliations.erase(affiliation.jid);
+    } else {
+      room->affiliations[affiliation.jid] = affiliation;
+    }
+    return true;
+  }
+
+  std::vector<MucAffiliation> affiliations(const std::string& service,
+                                           const std::string& name) override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<MucAffiliation> result;
+    const auto* room = locate(service, name);
+    if (room == nullptr) return result;
+    for (const auto& [jid, affiliation] : room->affiliations) result.push_back(affiliation);
+    return result;
+  }
+
+ private:
+  State::StoredRoom* locate(const std::string& service, const std::string& name) {
+    const auto found = state_.muc_rooms.find(service);
+    if (found == state_.muc_rooms.end()) return nullptr;
+    const auto room = found->second.find(name);
+    return room == found->second.end() ? nullptr : &room->second;
+  }
+
+  State& state_;
+};
+
 class MemoryStorage final : public Storage {
  public:
-  MemoryStorage() : accounts_(state_), roster_(state_), offline_(state_) {}
+  MemoryStorage() : accounts_(state_), roster_(state_), offline_(state_), muc_(state_) {}
 
   AccountStore& accounts() override { return accounts_; }
   RosterStore& roster() override { return roster_; }
   OfflineStore& offline() override { return offline_; }
+  MucStore& muc() override { return muc_; }
   void flush() override {}
   std::string backend_name() const override { return "memory"; }
 
@@ -245,6 +318,7 @@ class MemoryStorage final : public Storage {
   MemoryAccounts accounts_;
   MemoryRoster roster_;
   MemoryOffline offline_;
+  MemoryMuc muc_;
 };
 
 }  // namespace

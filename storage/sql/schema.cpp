@@ -132,6 +132,30 @@ const std::vector<Migration>& all_migrations() {
               "CREATE INDEX offline_messages_by_owner ON offline_messages (owner, id)",
           },
       },
+      // A room's key is (service, name); its configuration is the MUC
+      // module's own serialisation. Affiliation JIDs are bare JIDs or domains.
+      {
+          2,
+          "multi-user chat rooms and affiliations",
+          {
+              "CREATE TABLE muc_rooms ("
+              " id {serial_pk},"
+              " service {account_part} NOT NULL,"
+              " name {account_part} NOT NULL,"
+              " config {text} NOT NULL,"
+              " UNIQUE (service, name)"
+              ") {table}",
+
+              "CREATE TABLE muc_affiliations ("
+              " room_id {bigint} NOT NULL,"
+              " jid {bare_jid} NOT NULL,"
+              " affiliation {short_text} NOT NULL,"
+              " reason {text} NOT NULL,"
+              " PRIMARY KEY (room_id, jid),"
+              " FOREIGN KEY (room_id) REFERENCES muc_rooms (id) ON DELETE CASCADE"
+              ") {keyed_table}",
+          },
+      },
   };
   return list;
 }

@@ -472,18 +472,117 @@ class SqliteOffline final : public OfflineStore {
   Database& database_;
 };
 
+// ---- multi-user chat -----------------------------------------------------
+
+std::optional<std::int64_t> find_room_id(Connection& connection, const std::string& service,
+                                         const std::string& name) {
+  Query query(connection.cached("SELECT id FROM muc_rooms WHERE service = ? AND name = ?"));
+  if (!query.bind(service).bind(name).step()) return std::nullopt;
+  return query.integer(0);
+}
+
+class SqliteMuc final : public MucStore {
+ public:
+  explicit SqliteMuc(Database& database) : database_(database) {}
+
+  void put_room(const MucRoom& room) override {
+    std::lock_guard lock(database_.mutex);
+    Query(database_.connection.cached(
+              "INSERT INTO muc_rooms (service, name, config) VALUES (?, ?, ?)"
+              " ON CONFLICT (service, name) DO UPDATE SET config = excluded.config"))
+        .bind(room.service)
+        .bind(room.name)
+        .bind(room.config)
+        .run();
+  }
+
+  std::optional<MucRoom> find_room(const std::string& service, const std::string& name) override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT config FROM muc_rooms WHERE service = ? AND name = ?"));
+    if (!query.bind(service).bind(name).step()) return std::nullopt;
+    return MucRoom{service, name, query.text(0)};
+  }
+
+  std::vector<MucRoom> rooms(const std::string& service) override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT name, config FROM muc_rooms WHERE service = ? ORDER BY name"));
+    query.bind(service);
+    std::vector<MucRoom> result;
+    while (query.step()) result.push_back(MucRoom{service, query.text(0), query.text(1)});
+    return result;
+  }
+
+  bool remove_room(const std::string& service, const std::string& name) override {
+    std::lock_guard lock(database_.mutex);
+    // Affiliations follow by ON DELETE CASCADE.
+    Query(database_.connection.cached("DELETE FROM muc_rooms WHERE service = ? AND name = ?"))
+        .bind(service)
+        .bind(name)
+        .run();
+    return database_.connection.changes() > 0;
+  }
+
+  bool set_affiliation(const std::string& service, const std::string& name,
+                       const MucAffiliation& affiliation) override {
+    std::lock_guard lock(database_.mutex);
+    auto& connection = database_.connection;
+    Transaction transaction(connection, Kind::write);
+    const auto room_id = find_room_id(connection, service, name);
+    if (!room_id) return false;
+    if (affiliation.affiliation == "none") {
+      Query(connection.cached("DELETE FROM muc_affiliations WHERE room_id = ? AND jid = ?"))
+          .bind(*room_id)
+          .bind(affiliation.jid)
+          .run();
+    } else {
+      Query(connection.cached(
+                "INSERT OR REPLACE INTO muc_affiliations (room_id, jid, affiliation, reason)"
+                " VALUES (?, ?, ?, ?)"))
+          .bind(*room_id)
+          .bind(affiliation.jid)
+          .bind(affiliation.affiliation)
+          .bind(affiliation.reason)
+          .run();
+    }
+    transaction.commit();
+    return true;
+  }
+
+  std::vector<MucAffiliation> affiliations(const std::string& service,
+                                           const std::string& name) override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT a.jid, a.affiliation, a.reason FROM muc_affiliations a"
+        " JOIN muc_rooms r ON r.id = a.room_id WHERE r.service = ? AND r.name = ? ORDER BY a.jid"));
+    query.bind(service).bind(name);
+    std::vector<MucAffiliation> result;
+    while (query.step()) result.push_back(MucAffiliation{query.text(0), query.text(1), query.text(2)});
+    return result;
+  }
+
+ private:
+  Database& database_;
+};
+
 // ---- the backend ---------------------------------------------------------
 
 class SqliteStorage final : public Storage {
  public:
   SqliteStorage(const std::string& path, std::span<const sql::Migration> migrations)
-      : database_(path), accounts_(database_), roster_(database_), offline_(database_) {
+      : database_(path),
+        accounts_(database_),
+        roster_(database_),
+        offline_(database_),
+        muc_(database_) {
     migrate(database_.connection, migrations);
   }
 
   AccountStore& accounts() override { return accounts_; }
   RosterStore& roster() override { return roster_; }
   OfflineStore& offline() override { return offline_; }
+  MucStore& muc() override { return muc_; }
 
   void flush() override {
     std::lock_guard lock(database_.mutex);
@@ -499,6 +598,7 @@ class SqliteStorage final : public Storage {
   SqliteAccounts accounts_;
   SqliteRoster roster_;
   SqliteOffline offline_;
+  SqliteMuc muc_;
 };
 
 }  // namespace
