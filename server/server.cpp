@@ -126,8 +126,9 @@ struct Server::Impl {
   std::string reload() {
     Config fresh = load_config(config.path);
     certificates.load(certificate_files(fresh));
-    spdlog::info("reload: certificates reloaded from {}", fresh.path);
-    return "certificates reloaded";
+    spdlog::default_logger()->set_level(spdlog::level::from_str(fresh.log.level));
+    spdlog::info("reload: certificates and log level ({}) reloaded from {}", fresh.log.level, fresh.path);
+    return "certificates and log level reloaded";
   }
 
   std::size_t open_streams() const {
