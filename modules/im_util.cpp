@@ -28,20 +28,6 @@ std::string next_push_id() {
 
 }  // namespace
 
-std::string_view subscription_name(Subscription s) {
-  switch (s) {
-    case Subscription::to:
-      return "to";
-    case Subscription::from:
-      return "from";
-    case Subscription::both:
-      return "both";
-    case Subscription::none:
-      break;
-  }
-  return "none";
-}
-
 std::optional<SubscriptionType> subscription_type(std::string_view presence_type) {
   if (presence_type == "subscribe") return SubscriptionType::subscribe;
   if (presence_type == "subscribed") return SubscriptionType::subscribed;

@@ -30,10 +30,10 @@ inline constexpr std::string_view pre_approval_feature = "urn:xmpp:features:pre-
 inline constexpr std::string_view initial_presence_event = "presence/initial";
 
 using storage::Subscription;
+using storage::subscription_name;
 
 inline bool has_to(Subscription s) { return s == Subscription::to || s == Subscription::both; }
 inline bool has_from(Subscription s) { return s == Subscription::from || s == Subscription::both; }
-std::string_view subscription_name(Subscription s);
 
 // One contact's subscription state as RFC 6121 Appendix A names it
 // ("None + Pending Out+In", ...), plus the pre-approval of §3.4.

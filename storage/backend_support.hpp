@@ -20,8 +20,4 @@ std::vector<std::string> unique_groups(const std::vector<std::string>& groups);
 // What a removal carries: the contact's JID and nothing else.
 RosterItem removed_item(std::string jid);
 
-// Stable text names for the subscription states, as stored by SQL backends.
-std::string_view subscription_name(Subscription subscription);
-std::optional<Subscription> parse_subscription(std::string_view name);
-
 }  // namespace parley::storage

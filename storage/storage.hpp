@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "xmpp/sasl.hpp"
@@ -48,6 +49,11 @@ class AccountStore {
 };
 
 enum class Subscription { none, to, from, both };
+
+// The RFC 6121 names of the subscription states ("none", "to", "from",
+// "both"), as SQL backends store them and rosters carry them.
+std::string_view subscription_name(Subscription subscription);
+std::optional<Subscription> parse_subscription(std::string_view name);
 
 struct RosterItem {
   std::string jid;  // bare JID of the contact, normalised
