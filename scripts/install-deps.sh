@@ -12,6 +12,7 @@ build_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libstrophe-dev python3-slixmpp go-sendxmpp clang libclang-rt-14-dev
+  unbound dnsutils prosody lua-unbound python3-dnspython
 )
 
 wanted=("${build_packages[@]}")

@@ -34,6 +34,9 @@ struct Target {
   bool operator==(const Target&) const = default;
 };
 
+// One Resolver per shard: it is not thread-safe, and its lookups must be
+// awaited from coroutines running on the executor given to the constructor.
+// Destroying it ends pending lookups with Error(failure).
 class Resolver {
  public:
   // servers: c-ares server list such as "127.0.0.53:5300" (empty: the
