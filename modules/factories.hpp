@@ -15,5 +15,6 @@ std::unique_ptr<Module> make_ping_module(Context& context);      // ping.cpp: XE
 std::unique_ptr<Module> make_version_module(Context& context);   // version.cpp: XEP-0092
 std::unique_ptr<Module> make_time_module(Context& context);      // time.cpp: XEP-0202
 std::unique_ptr<Module> make_register_module(Context& context);  // register.cpp: XEP-0077
+std::unique_ptr<Module> make_muc_module(Context& context);       // muc.cpp, muc_room.cpp: XEP-0045
 
 }  // namespace parley::modules

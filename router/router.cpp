@@ -276,7 +276,10 @@ Task<void> Router::deliver_message(StanzaEvent& ev, Host& target) {
 
 void Router::deliver_presence(StanzaEvent& ev) {
   const auto type = ev.stanza.attr("type");
-  if (!type.empty() && type != "unavailable") return;  // subscriptions and probes belong to the presence module
+  // An error presence (a refused MUC join, ...) answers one resource and reaches it.
+  const bool error_to_resource = type == "error" && !ev.to.is_bare();
+  // Subscriptions and probes belong to the presence module.
+  if (!type.empty() && type != "unavailable" && !error_to_resource) return;
   if (ev.to.is_domain()) return;
   if (!ev.to.is_bare()) {
     if (auto resource = sessions_.find(ev.to)) resource->session->deliver(std::move(ev.stanza));

@@ -269,6 +269,21 @@ TEST_F(RouterTest, AvailablePresenceToBareJidReachesAvailableResourcesOnly) {
   EXPECT_TRUE(off->take().empty());
 }
 
+TEST_F(RouterTest, ErrorPresenceReachesTheFullJidItAnswersOnly) {
+  auto alice = connect("a@h/phone");
+  auto other = connect("a@h/desk");
+  xml::Element refused("presence");
+  refused.set_attr("type", "error");
+  refused.set_attr("from", "room@muc.h/nick");
+  refused.set_attr("to", "a@h/phone");
+  run(router_.route(refused));
+  EXPECT_EQ(alice->take().size(), 1u);
+  refused.set_attr("to", "a@h");
+  run(router_.route(refused));
+  EXPECT_TRUE(alice->take().empty());
+  EXPECT_TRUE(other->take().empty());
+}
+
 TEST_F(RouterTest, SessionClosedFiresHookWithLastStateOnlyForTheCurrentHolder) {
   auto first = connect("a@h/r", 3);
   std::vector<bool> seen;
