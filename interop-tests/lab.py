@@ -434,7 +434,6 @@ class Prosody:
         dns_server = self.lab.dns
         lines = [
             "run_as_root = true",
-            "daemonize = false",
             f"pidfile = {_lua_string(self.directory / 'prosody.pid')}",
             f"data_path = {_lua_string(self.data_path)}",
             f"admin_socket = {_lua_string(self.directory / 'prosody.sock')}",
