@@ -124,6 +124,7 @@ const std::map<std::string, Usage, std::less<>>& commands() {
       {"sessions", {0, 0, "sessions"}},
       {"kick", {1, 2, "kick JID [REASON]"}},
       {"reload", {0, 0, "reload"}},
+      {"s2s", {0, 0, "s2s"}},
   };
   return table;
 }
@@ -304,6 +305,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     if (name == "users") co_return co_await list_users(args[0]);
     if (name == "sessions") co_return list_sessions();
     if (name == "kick") co_return kick(args[0], args.size() > 1 ? args[1] : std::string());
+    if (name == "s2s") co_return list_s2s();
     co_return reload_config();
   }
 
@@ -427,6 +429,13 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     return lines;
   }
 
+  // direction, local domain, peer domain, authentication, TLS version,
+  // cipher, idle seconds, stream id.
+  std::vector<std::string> list_s2s() const {
+    if (!s2s_lister) throw CommandError("federation is not enabled on this server");
+    return s2s_lister();
+  }
+
   std::vector<std::string> reload_config() const {
     if (!reload) throw CommandError("this server cannot reload");
     spdlog::info("admin: reload");
@@ -439,6 +448,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   storage::Storage& storage;
   router::WorkerPool& workers;
   ReloadCallback reload;
+  S2sLister s2s_lister;
   std::vector<std::string> hosts;
   std::string version;
   std::chrono::steady_clock::time_point started_at;
@@ -455,6 +465,8 @@ AdminServer::AdminServer(asio::io_context& io, std::string socket_path, router::
                                      std::move(hosts), std::move(version), started_at)) {
   state_->listen();
 }
+
+void AdminServer::set_s2s_lister(S2sLister lister) { state_->s2s_lister = std::move(lister); }
 
 void AdminServer::start() {
   asio::co_spawn(state_->acceptor.get_executor(), state_->accept_loop(), asio::detached);

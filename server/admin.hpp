@@ -10,6 +10,7 @@
 //   sessions                     one TAB-separated line per bound resource
 //   kick JID [REASON]            closes a full JID's session, or every session of a bare JID
 //   reload                       runs the server's reload callback
+//   s2s                          one TAB-separated line per server-to-server stream
 #pragma once
 
 #include <chrono>
@@ -42,6 +43,10 @@ struct StartError : std::runtime_error {
 // io_context's thread.
 using ReloadCallback = std::function<std::string()>;
 
+// Answers the `s2s` command: one line per server-to-server stream. Called on
+// the admin io_context's thread.
+using S2sLister = std::function<std::vector<std::string>()>;
+
 class AdminServer {
  public:
   // Binds the socket (so that start-up fails early); start() begins
@@ -58,6 +63,9 @@ class AdminServer {
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
+
+  // Set before start(); without it `s2s` answers that federation is off.
+  void set_s2s_lister(S2sLister lister);
 
   // Starts accepting connections.
   void start();

@@ -53,7 +53,7 @@ class Loader {
 
     check_keys(root, "at top level",
                {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log", "admin_socket",
-                "shards", "workers"});
+                "shards", "workers", "s2s"});
 
     const auto hosts = require(root, "hosts", "at top level");
     read_hosts(hosts, config);
@@ -65,6 +65,7 @@ class Loader {
     if (const auto host_config = root["host_config"]) read_host_config(host_config, config);
     if (const auto limits = root["limits"]) read_limits(limits, config.limits);
     if (const auto log = root["log"]) read_log(log, config.log);
+    if (const auto s2s = root["s2s"]) read_s2s(s2s, config.s2s);
     if (const auto admin_socket = root["admin_socket"]) config.admin_socket = read_socket_path(admin_socket);
     if (const auto shards = root["shards"]) {
       config.shards =
@@ -197,15 +198,18 @@ class Loader {
       check_keys(item, "in " + where, {"module", "address", "port", "tls"});
       ListenerConfig listener;
       if (const auto module = item["module"]) {
-        listener.module = read_string(module, "module must be c2s");
-        if (listener.module != "c2s")
-          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s)");
+        listener.module = read_string(module, "module must be c2s or s2s");
+        if (listener.module != "c2s" && listener.module != "s2s")
+          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s or s2s)");
       }
       if (const auto address = item["address"]) listener.address = read_address(address);
       if (const auto port = item["port"]) {
         listener.port = static_cast<std::uint16_t>(read_integer(port, 1, 65535, "port must be an integer 1-65535"));
       }
       if (const auto tls = item["tls"]) listener.tls = read_tls_mode(tls);
+      if (listener.module == "s2s" && listener.tls == TlsMode::starttls_optional) {
+        fail(item["tls"], "s2s listeners require TLS: tls must be starttls or direct");
+      }
       if (!endpoints.emplace(listener.address, listener.port).second) {
         fail(item, "duplicate listener " + endpoint_name(listener));
       }
@@ -401,6 +405,90 @@ class Loader {
     if (const auto file = node["file"]) {
       if (!file.IsNull() && !file.IsScalar()) fail(file, "log file must be a file path (or empty for stderr)");
       log.file = file.IsScalar() ? file.Scalar() : std::string();
+    }
+  }
+
+  std::vector<std::string> read_domain_list(const YAML::Node& node, const std::string& what) const {
+    if (!node.IsSequence()) fail(node, what + " must be a list of domain names");
+    std::vector<std::string> domains;
+    for (const auto& item : node) domains.push_back(read_domain(item, what + " entry"));
+    return domains;
+  }
+
+  // "ip:port", with IPv6 addresses in brackets.
+  std::string read_endpoint(const YAML::Node& node, const std::string& what) const {
+    const auto reason = what + " must be ip:port, such as 127.0.0.1:5269 or [::1]:5269";
+    const auto text = read_string(node, reason);
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) fail(node, reason + ", got '" + text + "'");
+    std::string address = text.substr(0, colon);
+    if (address.front() == '[' && address.back() == ']') address = address.substr(1, address.size() - 2);
+    unsigned char bytes[sizeof(in6_addr)];
+    const bool ip = inet_pton(AF_INET, address.c_str(), bytes) == 1 || inet_pton(AF_INET6, address.c_str(), bytes) == 1;
+    const bool bracketed_if_v6 = address.find(':') == std::string::npos || text.front() == '[';
+    std::uint64_t port = 0;
+    const auto port_text = std::string_view(text).substr(colon + 1);
+    const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (!ip || !bracketed_if_v6 || port_text.empty() || error != std::errc() ||
+        end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+      fail(node, reason + ", got '" + text + "'");
+    }
+    return text;
+  }
+
+  bool read_secure_auth(const YAML::Node& node) const {
+    const auto reason = "secure_auth must be required or optional";
+    const auto text = read_string(node, reason);
+    if (text == "required") return true;
+    if (text == "optional") return false;
+    fail(node, std::string(reason) + " (got '" + text + "')");
+  }
+
+  void read_s2s(const YAML::Node& node, S2sConfig& s2s) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) fail(node, "s2s must be a mapping");
+    check_keys(node, "in s2s",
+               {"secure_auth", "dns_servers", "ca_file", "connect_timeout", "idle_timeout", "secret", "allow", "deny",
+                "domains", "tls_min_version", "ciphers"});
+    if (const auto n = node["secure_auth"]) s2s.secure_auth_required = read_secure_auth(n);
+    if (const auto n = node["dns_servers"]) {
+      if (!n.IsSequence()) fail(n, "dns_servers must be a list of ip:port");
+      for (const auto& item : n) s2s.dns_servers.push_back(read_endpoint(item, "a DNS server"));
+    }
+    if (const auto n = node["ca_file"]) s2s.ca_file = read_readable_file(n, "ca_file");
+    if (const auto n = node["connect_timeout"]) {
+      s2s.connect_timeout =
+          std::chrono::seconds(read_integer(n, 1, 3600, "connect_timeout must be a number of seconds 1-3600"));
+    }
+    if (const auto n = node["idle_timeout"]) {
+      s2s.idle_timeout = std::chrono::seconds(read_integer(n, 1, 86400, "idle_timeout must be a number of seconds 1-86400"));
+    }
+    if (const auto n = node["secret"]) s2s.secret = read_string(n, "secret must be a non-empty string");
+    if (const auto n = node["allow"]) s2s.allow = read_domain_list(n, "allow");
+    if (const auto n = node["deny"]) s2s.deny = read_domain_list(n, "deny");
+    if (const auto n = node["tls_min_version"]) {
+      s2s.tls_min_version = read_string(n, "tls_min_version must be 1.2 or 1.3");
+      if (s2s.tls_min_version != "1.2" && s2s.tls_min_version != "1.3") {
+        fail(n, "tls_min_version must be 1.2 or 1.3 (got '" + s2s.tls_min_version + "')");
+      }
+    }
+    if (const auto n = node["ciphers"]) s2s.ciphers = read_string(n, "ciphers must be an OpenSSL cipher list");
+    if (const auto domains = node["domains"]) {
+      if (!domains.IsMap()) fail(domains, "s2s.domains must be a mapping of domain to its settings");
+      for (const auto& entry : domains) {
+        const auto domain = read_domain(entry.first, "s2s.domains name");
+        const auto where = "s2s.domains." + domain;
+        const auto& settings = entry.second;
+        if (!settings.IsMap()) fail(settings, where + " must be a mapping (ca_file, address, secure_auth)");
+        check_keys(settings, "in " + where, {"ca_file", "address", "secure_auth"});
+        S2sDomainConfig domain_config;
+        if (const auto n = settings["ca_file"]) domain_config.ca_file = read_readable_file(n, "ca_file");
+        if (const auto n = settings["address"]) domain_config.address = read_endpoint(n, "address");
+        if (const auto n = settings["secure_auth"]) domain_config.secure_auth_required = read_secure_auth(n);
+        if (!s2s.domains.emplace(domain, std::move(domain_config)).second) {
+          fail(entry.first, "duplicate s2s.domains entry for '" + domain + "'");
+        }
+      }
     }
   }
 

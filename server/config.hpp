@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,7 +28,7 @@ enum class TlsMode {
 };
 
 struct ListenerConfig {
-  std::string module = "c2s";  // "c2s" (s2s and component listeners come later)
+  std::string module = "c2s";  // "c2s" or "s2s" (tls: starttls or direct)
   std::string address = "127.0.0.1";
   std::uint16_t port = 5222;
   TlsMode tls = TlsMode::starttls_required;
@@ -49,6 +50,27 @@ struct Limits {
   std::chrono::seconds keepalive_interval{120};   // whitespace sent after this long without writing
 };
 
+// Federation (the s2s section); see docs/configuration.md.
+struct S2sDomainConfig {
+  std::string ca_file;                      // empty: s2s.ca_file
+  std::string address;                      // "ip:port" to connect to without DNS
+  std::optional<bool> secure_auth_required;  // unset: s2s.secure_auth
+};
+
+struct S2sConfig {
+  bool secure_auth_required = true;  // "required": certificates only; "optional": dialback allowed
+  std::vector<std::string> dns_servers;  // "ip:port"; empty: /etc/resolv.conf
+  std::string ca_file;                   // empty: the system's trust store
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds idle_timeout{600};
+  std::string secret;  // dialback secret; empty: random per start
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+  std::map<std::string, S2sDomainConfig> domains;
+  std::string tls_min_version = "1.2";  // "1.2" or "1.3"
+  std::string ciphers;                  // OpenSSL cipher list (TLS 1.2); empty: the default
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug (shows XML), info, warn, error
   std::string file;            // empty: stderr
@@ -66,6 +88,7 @@ struct Config {
   std::map<std::string, std::map<std::string, YAML::Node>> host_modules;
   Limits limits;
   LogConfig log;
+  S2sConfig s2s;
   std::string admin_socket = "var/parleyd.sock";
   unsigned shards = 0;   // I/O threads; 0 = one per core
   unsigned workers = 4;  // blocking-work threads (storage)

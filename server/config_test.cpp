@@ -229,6 +229,77 @@ TEST_F(ConfigTest, WhatHasFileLineAndReason) {
   }
 }
 
+TEST_F(ConfigTest, S2sSectionAndListeners) {
+  write("ca.pem", "ca\n");
+  const auto config = load(
+      "hosts: [example.org]\n"
+      "listen:\n"
+      "  - {module: c2s, address: 127.0.0.1, port: 5222, tls: starttls}\n"
+      "  - {module: s2s, address: 127.0.0.1, port: 5269, tls: starttls}\n"
+      "  - {module: s2s, address: 127.0.0.1, port: 5270, tls: direct}\n"
+      "certificates:\n"
+      "  - {domain: example.org, cert: example.crt, key: example.key}\n"
+      "s2s:\n"
+                           "  secure_auth: optional\n"
+                           "  dns_servers: ['127.0.0.53:5300', '[::1]:53']\n"
+                           "  ca_file: ca.pem\n"
+                           "  connect_timeout: 7\n"
+                           "  idle_timeout: 120\n"
+                           "  secret: s3cr3t\n"
+                           "  allow: [a.example, B.example]\n"
+                           "  deny: [bad.example]\n"
+                           "  tls_min_version: '1.3'\n"
+                           "  domains:\n"
+                           "    legacy.example: {secure_auth: required, address: '127.0.0.9:5299', ca_file: ca.pem}\n");
+  ASSERT_EQ(config.listeners.size(), 3u);
+  EXPECT_EQ(config.listeners[1].module, "s2s");
+  EXPECT_EQ(config.listeners[2].tls, TlsMode::direct);
+  EXPECT_FALSE(config.s2s.secure_auth_required);
+  EXPECT_EQ(config.s2s.dns_servers, (std::vector<std::string>{"127.0.0.53:5300", "[::1]:53"}));
+  EXPECT_EQ(config.s2s.ca_file, "ca.pem");
+  EXPECT_EQ(config.s2s.connect_timeout, std::chrono::seconds(7));
+  EXPECT_EQ(config.s2s.idle_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(config.s2s.secret, "s3cr3t");
+  EXPECT_EQ(config.s2s.allow, (std::vector<std::string>{"a.example", "b.example"}));
+  EXPECT_EQ(config.s2s.deny, std::vector<std::string>{"bad.example"});
+  EXPECT_EQ(config.s2s.tls_min_version, "1.3");
+  const auto& legacy = config.s2s.domains.at("legacy.example");
+  EXPECT_EQ(legacy.address, "127.0.0.9:5299");
+  EXPECT_EQ(legacy.secure_auth_required, std::optional<bool>(true));
+}
+
+TEST_F(ConfigTest, S2sDefaultsAndBadValues) {
+  const auto defaults = load(minimal_prefix);
+  EXPECT_TRUE(defaults.s2s.secure_auth_required);
+  EXPECT_TRUE(defaults.s2s.dns_servers.empty());
+  EXPECT_EQ(defaults.s2s.connect_timeout, std::chrono::seconds(30));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"s2s:\n  secure_auth: maybe\n", "secure_auth must be required or optional"},
+      {"s2s:\n  dns_servers: ['localhost:53']\n", "a DNS server must be ip:port"},
+      {"s2s:\n  dns_servers: ['::1:53']\n", "a DNS server must be ip:port"},
+      {"s2s:\n  tls_min_version: '1.1'\n", "tls_min_version must be 1.2 or 1.3"},
+      {"s2s:\n  domains: {x.example: {port: 5}}\n", "unknown key 'port' in s2s.domains.x.example"},
+      {"s2s:\n  ca_file: missing.pem\n", "cannot read ca_file file 'missing.pem'"},
+      {"s2s:\n  deny: bad.example\n", "deny must be a list of domain names"},
+  };
+  for (const auto& [text, reason] : bad) {
+    try {
+      load(minimal_prefix + text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(e.reason.find(reason), std::string::npos) << e.what();
+      EXPECT_EQ(e.line, 7) << e.what();
+    }
+  }
+  try {
+    load("hosts: [example.org]\nlisten:\n  - {module: c2s, port: 5222}\n  - {module: s2s, port: 5269, tls: starttls_optional}\n");
+    ADD_FAILURE() << "accepted an s2s listener without TLS";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.reason.find("s2s listeners require TLS"), std::string::npos) << e.what();
+    EXPECT_EQ(e.line, 4) << e.what();
+  }
+}
+
 struct BadConfig {
   const char* name;
   std::string text;
@@ -309,7 +380,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"listener_address", "hosts: [example.org]\nlisten:\n  - {address: localhost}\n", 3,
                   "address must be an IPv4 or IPv6 address"},
         BadConfig{"listener_module", "hosts: [example.org]\nlisten:\n  - {module: s3s}\n", 3,
-                  "unsupported listener module 's3s' (expected: c2s)"},
+                  "unsupported listener module 's3s' (expected: c2s"},
         BadConfig{"listener_duplicate",
                   "hosts: [example.org]\n"
                   "listen:\n"

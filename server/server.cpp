@@ -17,6 +17,7 @@
 #include "modules/module.hpp"
 #include "router/router.hpp"
 #include "router/workers.hpp"
+#include "s2s/s2s.hpp"
 #include "server/admin.hpp"
 #include "storage/storage.hpp"
 #include "xmpp/tls.hpp"
@@ -54,6 +55,37 @@ c2s::Settings c2s_settings(const ListenerConfig& listener, const Limits& limits)
   return settings;
 }
 
+s2s::Settings s2s_settings(const Config& config) {
+  s2s::Settings settings;
+  const auto& s2s = config.s2s;
+  settings.policy.secure_auth_required = s2s.secure_auth_required;
+  settings.policy.ca_file = s2s.ca_file;
+  settings.policy.allow = s2s.allow;
+  settings.policy.deny = s2s.deny;
+  for (const auto& [domain, override] : s2s.domains) {
+    settings.policy.domains[domain] = s2s::DomainPolicy{override.ca_file, override.address, override.secure_auth_required};
+  }
+  for (const auto& server : s2s.dns_servers) {
+    if (!settings.dns_servers.empty()) settings.dns_servers += ',';
+    settings.dns_servers += server;
+  }
+  settings.connect_timeout = s2s.connect_timeout;
+  settings.idle_timeout = s2s.idle_timeout;
+  settings.secret = s2s.secret;
+  settings.tls_min_version = s2s.tls_min_version;
+  settings.ciphers = s2s.ciphers;
+  settings.certificates = certificate_files(config);
+  settings.max_stanza_size = config.limits.max_stanza_size;
+  settings.max_send_queue = config.limits.max_send_queue;
+  return settings;
+}
+
+std::string s2s_line(const s2s::ConnectionInfo& c) {
+  const auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
+  return c.direction + '\t' + dash(c.local_domain) + '\t' + dash(c.peer_domain) + '\t' + c.auth + '\t' +
+         dash(c.tls_version) + '\t' + dash(c.cipher) + '\t' + std::to_string(c.idle_seconds) + '\t' + c.id;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -68,6 +100,7 @@ struct Server::Impl {
   std::deque<modules::Context> module_contexts;
   std::vector<std::unique_ptr<modules::Module>> modules;
   std::vector<std::unique_ptr<c2s::Listener>> listeners;
+  std::unique_ptr<s2s::Manager> s2s;
   std::unique_ptr<admin::AdminServer> admin;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   int exit_code = 0;
@@ -87,7 +120,22 @@ struct Server::Impl {
     std::vector<asio::io_context*> shard_pointers;
     for (auto& shard : shards) shard_pointers.push_back(&shard);
     c2s::Services services{router, *storage, workers, certificates, std::string(version)};
+    try {
+      s2s = std::make_unique<s2s::Manager>(shard_pointers, router, s2s_settings(config));
+    } catch (const std::exception& e) {
+      throw ConfigError(config.path, 0, std::string("s2s: ") + e.what());
+    }
+    router.set_remote_route([this](xml::Element& stanza, const xmpp::Jid& to) { return s2s->route(stanza, to); });
     for (const auto& listener : config.listeners) {
+      if (listener.module == "s2s") {
+        try {
+          s2s->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
+        } catch (const std::system_error& e) {
+          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
+                                   ": " + e.code().message());
+        }
+        continue;
+      }
       try {
         listeners.push_back(std::make_unique<c2s::Listener>(shard_pointers, listener.address, listener.port,
                                                             c2s_settings(listener, config.limits), services));
@@ -98,6 +146,11 @@ struct Server::Impl {
     }
     admin = std::make_unique<admin::AdminServer>(shards.front(), config.admin_socket, router, *storage, workers,
                                                  [this] { return reload(); }, config.hosts, std::string(version));
+    admin->set_s2s_lister([this] {
+      std::vector<std::string> lines;
+      for (const auto& connection : s2s->connections()) lines.push_back(s2s_line(connection));
+      return lines;
+    });
   }
 
   void start_modules() {
@@ -126,6 +179,7 @@ struct Server::Impl {
   std::string reload() {
     Config fresh = load_config(config.path);
     certificates.load(certificate_files(fresh));
+    s2s->reload_certificates(certificate_files(fresh));
     spdlog::default_logger()->set_level(spdlog::level::from_str(fresh.log.level));
     spdlog::info("reload: certificates and log level ({}) reloaded from {}", fresh.log.level, fresh.path);
     return "certificates and log level reloaded";
@@ -134,6 +188,7 @@ struct Server::Impl {
   std::size_t open_streams() const {
     std::size_t total = 0;
     for (const auto& listener : listeners) total += listener->open_streams();
+    total += s2s->open_streams();
     return total;
   }
 
@@ -142,6 +197,8 @@ struct Server::Impl {
     admin->stop();
     for (auto& listener : listeners) listener->stop();
     for (auto& listener : listeners) listener->close_all("system-shutdown");
+    s2s->stop();
+    s2s->close_all("system-shutdown");
     asio::steady_timer wait(shards.front());
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
     while (open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -179,6 +236,7 @@ struct Server::Impl {
     for (auto& shard : shards) guards.push_back(asio::make_work_guard(shard));
     asio::co_spawn(shards.front(), handle_signals(), asio::detached);
     for (auto& listener : listeners) listener->start();
+    s2s->start();
     admin->start();
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < shards.size(); ++i) threads.emplace_back([&shard = shards[i]] { shard.run(); });

@@ -202,6 +202,12 @@ int main(int argc, char** argv) {
     if (!reason.empty()) request.push_back(reason);
   });
 
+  auto* s2s = app.add_subcommand(
+      "s2s",
+      "List server-to-server streams, one per line, TAB-separated: direction (in|out), local domain, peer domain,\n"
+      "authentication (SASL EXTERNAL|dialback|none), TLS version, cipher, idle seconds, stream id");
+  s2s->callback([&] { request = {"s2s"}; });
+
   auto* reload = app.add_subcommand("reload", "Reload certificates and the config file (like SIGHUP)");
   reload->callback([&] { request = {"reload"}; });
 
