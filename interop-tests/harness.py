@@ -183,6 +183,7 @@ DEFAULT_MODULES = {
     "version": {},
     "time": {},
     "register": {"open": True},
+    "muc": {"service": f"conference.{DOMAIN}"},
 }
 
 
