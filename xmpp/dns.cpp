@@ -77,8 +77,8 @@ struct Answer {
 bool has_no_records(int status) { return status == ARES_ENODATA || status == ARES_ENOTFOUND; }
 
 Error error_for(const Question& question, int status) {
-  const auto text = std::string("DNS ") + type_name(question.type) + " lookup of " + question.name +
-                    ": " + ares_strerror(status);
+  const auto text =
+      std::string(type_name(question.type)) + " lookup of " + question.name + ": " + ares_strerror(status);
   if (status == ARES_ETIMEOUT) return Error(Error::Kind::timeout, text);
   if (has_no_records(status)) return Error(Error::Kind::not_found, text);
   return Error(Error::Kind::failure, text);
@@ -538,7 +538,7 @@ Resolver::~Resolver() { impl_->shutdown(); }
 boost::asio::awaitable<std::vector<Target>> Resolver::server_targets(const std::string& domain) {
   auto impl = impl_;
   const auto name = normalised_name(domain);
-  if (name.empty()) throw Error(Error::Kind::failure, "DNS: empty domain");
+  if (name.empty()) throw Error(Error::Kind::failure, "empty domain name");
   if (ip_literal(name)) co_return std::vector<Target>{{name, 5269, false}};
 
   // Index 0 is Direct TLS (XEP-0368), index 1 STARTTLS (RFC 6120 §3.2.1).
@@ -561,7 +561,7 @@ boost::asio::awaitable<std::vector<Target>> Resolver::server_targets(const std::
   if (!records.empty()) co_return impl->order(std::move(records));
   if (saw_no_service) {
     throw Error(Error::Kind::no_service,
-                "DNS: " + name + " publishes no XMPP server service (SRV target \".\")");
+                name + " publishes no XMPP server service (SRV target \".\")");
   }
   // No records at all: RFC 6120 §3.2.2's fallback to the domain itself.
   // The STARTTLS name decides: a Direct TLS lookup that failed outright does
@@ -575,7 +575,7 @@ boost::asio::awaitable<std::vector<boost::asio::ip::address>> Resolver::addresse
   auto impl = impl_;
   if (auto literal = ip_literal(host)) co_return std::vector<boost::asio::ip::address>{*literal};
   const auto name = normalised_name(host);
-  if (name.empty()) throw Error(Error::Kind::failure, "DNS: empty host name");
+  if (name.empty()) throw Error(Error::Kind::failure, "empty host name");
 
   const std::vector<Question> questions{{name, kTypeAaaa}, {name, kTypeA}};
   const auto answers = co_await impl->ask(questions);
@@ -600,7 +600,7 @@ boost::asio::awaitable<std::vector<boost::asio::ip::address>> Resolver::addresse
       throw error_for(questions[i], answers[i].status);
     }
   }
-  throw Error(Error::Kind::not_found, "DNS: no AAAA or A record for " + name);
+  throw Error(Error::Kind::not_found, "no AAAA or A record for " + name);
 }
 
 }  // namespace parley::dns
