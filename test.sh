@@ -12,7 +12,9 @@ cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUZZ=ON -DPARLEY_TESTS=OFF >/dev/null
 cmake --build build/fuzz --target parley_fuzz_stream_parser
 
-cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1" \
+# Unoptimised: g++ 12's flow-based warnings (maybe-uninitialized in
+# std::regex, mismatched-new-delete in Asio) misfire at -O1 under -Werror.
+cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DPARLEY_WERROR=ON -DPARLEY_SANITIZE=ON \
   -DPARLEY_FUZZER="$PWD/build/fuzz/xmpp/fuzz/parley_fuzz_stream_parser" >/dev/null
 cmake --build build/test -j"$jobs"
