@@ -183,9 +183,20 @@ const std::vector<std::string> kRecords = {
     "both.test. AAAA fd00::13",
 };
 
+// More SRV records than fit a 512-byte UDP answer: the truncated answer
+// makes c-ares ask again over TCP.
+std::vector<std::string> with_large_answer(std::vector<std::string> records) {
+  for (int i = 0; i < 24; ++i) {
+    records.push_back("_xmpp-server._tcp.large.test. SRV " + std::to_string(i) +
+                      " 0 5269 a-rather-long-host-name-for-record-number-" + std::to_string(i) +
+                      ".large.test.");
+  }
+  return records;
+}
+
 class DnsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { unbound_ = new Unbound(kRecords); }
+  static void SetUpTestSuite() { unbound_ = new Unbound(with_large_answer(kRecords)); }
   static void TearDownTestSuite() {
     delete unbound_;
     unbound_ = nullptr;
@@ -276,6 +287,41 @@ TEST_F(DnsTest, WithoutSrvRecordsTheDomainItselfOnPort5269) {
   EXPECT_EQ(targets(resolver_, "missing.test"), missing);
   const std::vector<Target> literal = {{"127.0.0.9", 5269, false}};
   EXPECT_EQ(targets(resolver_, "127.0.0.9"), literal);
+}
+
+TEST_F(DnsTest, TruncatedAnswersAreFetchedOverTcp) {
+  const auto found = targets(resolver_, "large.test");
+  ASSERT_EQ(found.size(), 24u);
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    EXPECT_EQ(found[i].host,
+              "a-rather-long-host-name-for-record-number-" + std::to_string(i) + ".large.test");
+  }
+}
+
+TEST_F(DnsTest, ConcurrentLookupsOnOneResolver) {
+  const std::vector<std::string> hosts = {"v4.test", "v6.test", "both.test", "missing.test"};
+  std::vector<std::size_t> counts(hosts.size() * 5, 0);
+  std::vector<std::optional<Error::Kind>> failures(counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    boost::asio::co_spawn(io_, resolver_.addresses(hosts[i % hosts.size()]),
+                          [&, i](std::exception_ptr error, std::vector<boost::asio::ip::address> found) {
+                            try {
+                              if (error) std::rethrow_exception(error);
+                              counts[i] = found.size();
+                            } catch (const Error& failure) {
+                              failures[i] = failure.kind;
+                            }
+                          });
+  }
+  io_.restart();
+  io_.run();
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    const std::size_t expected[] = {1, 1, 4, 0};
+    EXPECT_EQ(counts[i], expected[i % hosts.size()]) << hosts[i % hosts.size()];
+    if (i % hosts.size() == 3) {
+      EXPECT_EQ(failures[i], Error::Kind::not_found);
+    }
+  }
 }
 
 TEST_F(DnsTest, AddressesOfOneFamily) {
