@@ -10,7 +10,7 @@
         cert, key = lab.issue_certificate("parley.test")
         prosody.start()
         prosody.register("juliet", "secret")
-        # parleyd's config: s2s dns servers = [lab.dns.server], ca file = lab.ca.cert
+        # parleyd's config: s2s.dns_servers = [lab.dns_server], s2s.ca_file = lab.ca.cert
         client = ProsodyClient(prosody, "juliet", "secret")
         await client.login()                             # slixmpp on Prosody's c2s
 
@@ -35,7 +35,8 @@ Pieces (each usable alone):
   the lab DNS (lua-unbound) and trusts the lab CA. Options: secure_auth,
   insecure_domains, secure_domains, direct_tls (s2s_direct_tls_ports),
   muc (Component "conference.D"), extra_config (raw Lua appended).
-  start(), stop(), restart(), register(user, password), log(), wait_for_log(text).
+  start(), stop(), restart(), register(user, password), log(), wait_for_log(text),
+  issue_certificate(client_auth=False, names=None), install_certificate(cert, key).
   lab.prosody(domain, **options) also publishes its DNS records (A, and SRV for
   _xmpp-server, _xmpps-server when direct_tls, _xmpp-client) and tracks it for cleanup.
 - ProsodyClient(prosody, user, password, via_dns=False): harness.Client (slixmpp)
@@ -424,9 +425,16 @@ class Prosody:
         """harness.Client's view: c2s port for "starttls" or "direct"."""
         return self.ports["c2s_direct_tls" if mode == "direct" else "c2s"]
 
-    def issue_certificate(self, client_auth=False):
-        """A fresh certificate for the domain (SAN D, *.D) where Prosody finds it."""
-        cert, key = self.lab.ca.issue(self.domain, client_auth=client_auth)
+    def issue_certificate(self, client_auth=False, names=None):
+        """A fresh certificate from the lab CA (SAN D and *.D, or names)
+        where Prosody finds it; applies at the next start."""
+        self.install_certificate(*self.lab.ca.issue(self.domain, client_auth=client_auth,
+                                                    names=names))
+
+    def install_certificate(self, cert, key):
+        """Any certificate for the domain, e.g. one from another CA
+        (CertificateAuthority(lab.directory / "rogue").issue(domain)) to test
+        an untrusted peer, or issue(domain, names=["other.test"]) for a wrong name."""
         shutil.copy(cert, self.certificates / f"{self.domain}.crt")
         shutil.copy(key, self.certificates / f"{self.domain}.key")
 
@@ -613,6 +621,11 @@ class Lab:
     def issue_certificate(self, domain, client_auth=False, names=None):
         """(cert, key) paths signed by the lab CA; see CertificateAuthority.issue."""
         return self.ca.issue(domain, client_auth=client_auth, names=names)
+
+    @property
+    def dns_server(self):
+        """The lab DNS for parleyd's s2s.dns_servers: "127.0.0.53:PORT"."""
+        return self.dns.server
 
     def prosody(self, domain, **options):
         """A Prosody for domain with its DNS records published (start the DNS

@@ -7,7 +7,7 @@ import sys
 import unittest
 
 import harness
-from lab import Lab, ProsodyClient
+from lab import CertificateAuthority, Lab, ProsodyClient
 
 
 class LabTestCase(unittest.IsolatedAsyncioTestCase):
@@ -132,6 +132,21 @@ class ProsodyPeer(LabTestCase):
         await client.login()
         self.assertIn('s2s_insecure_domains = { "parley.test" }', prosody.config())
         self.assertIn("s2s_secure_auth = false", prosody.config())
+
+    async def test_certificate_from_another_ca_is_not_trusted(self):
+        prosody = self.lab.prosody("rogue.test")
+        self.lab.dns.start()
+        rogue = CertificateAuthority(self.lab.directory / "rogue-ca", name="rogue ca")
+        prosody.install_certificate(*rogue.issue("rogue.test"))
+        prosody.register("mallory", "mallory-pw")
+        prosody.start()
+        client = ProsodyClient(prosody, "mallory", "mallory-pw")
+        self.addAsyncCleanup(client.close)
+        self.assertNotEqual(await client.try_login(), "session")
+        trusting = ProsodyClient(prosody, "mallory", "mallory-pw")
+        trusting.ca_certs = str(rogue.cert)
+        self.addAsyncCleanup(trusting.close)
+        self.assertEqual(await trusting.try_login(), "session", "only the trust was wrong")
 
     async def test_two_prosodys_federate_through_the_lab(self):
         """Both resolve each other through the lab DNS (SRV, Direct TLS first)
