@@ -9,10 +9,12 @@ build_packages=(
   build-essential cmake ninja-build ccache pkg-config openssl
   libboost-dev libssl-dev libexpat1-dev libc-ares-dev libidn-dev libsqlite3-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libmysqlcppconn-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libstrophe-dev python3-slixmpp go-sendxmpp clang libclang-rt-14-dev
   unbound dnsutils prosody lua-unbound python3-dnspython
+  mariadb-server mariadb-client
 )
 
 wanted=("${build_packages[@]}")

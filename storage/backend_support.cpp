@@ -27,6 +27,19 @@ RosterItem removed_item(std::string jid) {
   return item;
 }
 
+void check_roster_import(std::int64_t version, const std::vector<RosterChange>& changes) {
+  if (version < static_cast<std::int64_t>(changes.size())) {
+    throw Error("a roster of " + std::to_string(changes.size()) +
+                " entries cannot be at version " + std::to_string(version) +
+                ": every entry took at least one change");
+  }
+  std::unordered_set<std::string_view> seen;
+  for (const auto& change : changes) {
+    if (!seen.insert(change.item.jid).second)
+      throw Error("roster import names '" + change.item.jid + "' twice");
+  }
+}
+
 std::string_view subscription_name(Subscription subscription) {
   switch (subscription) {
     case Subscription::none:

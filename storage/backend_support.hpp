@@ -2,6 +2,7 @@
 // backends cannot drift apart.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,5 +20,9 @@ std::vector<std::string> unique_groups(const std::vector<std::string>& groups);
 
 // What a removal carries: the contact's JID and nothing else.
 RosterItem removed_item(std::string jid);
+
+// What RosterStore::import_roster refuses: a version below the number of
+// entries, or a jid given twice. Throws storage::Error.
+void check_roster_import(std::int64_t version, const std::vector<RosterChange>& changes);
 
 }  // namespace parley::storage

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/mysql/test_environment.hpp"
 #include "storage/storage.hpp"
 #include "storage/test_support.hpp"
 
@@ -39,6 +40,30 @@ BackendKind sqlite_backend() {
             auto dir = std::make_shared<testing::TempDir>();
             auto storage = open("sqlite:" + dir->file("parley.db"));
             return FreshBackend{dir, std::move(storage)};
+          }};
+}
+
+using testing::MariadbEnvironment;
+
+// One MariaDB server for the test binary; each mysql test gets its own database.
+[[maybe_unused]] const auto* const mariadb_environment =
+    ::testing::AddGlobalTestEnvironment(new MariadbEnvironment);
+
+BackendKind mysql_backend() {
+  return {"mysql", [] {
+            static int databases = 0;
+            auto& server = MariadbEnvironment::server();
+            const auto name = "conformance_" + std::to_string(++databases);
+            auto storage = open(server.create_database(name));
+            // Dropped when the test ends, so the server stays small.
+            auto drop = std::shared_ptr<void>(nullptr, [&server, name](void*) {
+              try {
+                server.admin("DROP DATABASE `" + name + "`");
+              } catch (const std::exception& error) {
+                ADD_FAILURE() << error.what();
+              }
+            });
+            return FreshBackend{drop, std::move(storage)};
           }};
 }
 
@@ -725,8 +750,113 @@ TEST_P(StorageConformance, MucAffiliationsAreSetReplacedRemovedAndGoWithTheRoom)
             (std::vector<MucAffiliation>{{"bob@example.org", "admin", ""}}));
 }
 
+// ---- listing and copying (parleyctl migrate) ---------------------------------
+
+TEST_P(StorageConformance, DomainsAreThoseWithAccountsSorted) {
+  EXPECT_TRUE(accounts().domains().empty());
+  ASSERT_TRUE(accounts().create(account("alice", "example.org")));
+  ASSERT_TRUE(accounts().create(account("bob", "example.org")));
+  ASSERT_TRUE(accounts().create(account("carol", "b\xc3\xbc\x63her.example")));
+  ASSERT_TRUE(accounts().create(account("dave", "example.net")));
+  EXPECT_EQ(accounts().domains(), (std::vector<std::string>{"b\xc3\xbc\x63her.example",
+                                                            "example.net", "example.org"}));
+  ASSERT_TRUE(accounts().remove("dave", "example.net"));
+  EXPECT_EQ(accounts().domains(),
+            (std::vector<std::string>{"b\xc3\xbc\x63her.example", "example.org"}));
+}
+
+TEST_P(StorageConformance, RosterOwnersAreThoseWithItemsTombstonesOrPendingRequests) {
+  EXPECT_TRUE(roster().owners().empty());
+  roster().put_item("zed@example.org", item("a@example.net"));
+  roster().put_item("bob@example.org", item("a@example.net"));
+  roster().remove_item("bob@example.org", "a@example.net");
+  roster().add_pending_in("alice@example.org", "a@example.net", "<presence/>");
+  EXPECT_EQ(roster().owners(), (std::vector<std::string>{"alice@example.org", "bob@example.org",
+                                                         "zed@example.org"}));
+}
+
+TEST_P(StorageConformance, OfflineOwnersAndPeekLeaveTheMessagesInPlace) {
+  EXPECT_TRUE(offline().owners().empty());
+  ASSERT_TRUE(offline().push("zed@example.org", "<m1/>", 10));
+  ASSERT_TRUE(offline().push("alice@example.org", "<m2/>", 10));
+  ASSERT_TRUE(offline().push("zed@example.org", "<m3/>", 10));
+  EXPECT_EQ(offline().owners(), (std::vector<std::string>{"alice@example.org", "zed@example.org"}));
+  EXPECT_EQ(offline().peek_all("zed@example.org"), (std::vector<std::string>{"<m1/>", "<m3/>"}));
+  EXPECT_TRUE(offline().peek_all("nobody@example.org").empty());
+  EXPECT_EQ(offline().count("zed@example.org"), 2u);
+  offline().pop_all("alice@example.org");
+  EXPECT_EQ(offline().owners(), std::vector<std::string>{"zed@example.org"});
+}
+
+TEST_P(StorageConformance, ImportedRosterKeepsItemsVersionAndAnswersOldVersionsSafely) {
+  // The original: 7 changes, one removal, one item changed twice.
+  auto source_backend = open("memory:");
+  auto& source = source_backend->roster();
+  const std::string owner = "alice@example.org";
+  auto bob = item("bob@example.net", "Bob", Subscription::both, {"Friends", "Work"});
+  bob.approved = true;
+  auto carol = item("carol@example.net", "Carol", Subscription::to);
+  carol.ask = true;
+  source.put_item(owner, item("bob@example.net"));   // 1
+  source.put_item(owner, carol);                      // 2
+  source.put_item(owner, item("dave@example.net"));  // 3
+  source.put_item(owner, item("erin@example.net"));  // 4
+  source.remove_item(owner, "dave@example.net");     // 5
+  source.put_item(owner, bob);                        // 6
+  source.put_item(owner, item("erin@example.net", "Erin"));  // 7
+  const auto history = *source.changes_since(owner, 0);
+
+  roster().add_pending_in(owner, "frank@example.net", "<presence/>");
+  roster().put_item(owner, item("stale@example.net"));
+  roster().import_roster(owner, source.version(owner), history);
+
+  EXPECT_EQ(roster().version(owner), 7);
+  const auto copied = roster().get(owner);
+  EXPECT_EQ(copied.version, 7);
+  EXPECT_EQ(sorted_by_jid(copied.items), sorted_by_jid(source.get(owner).items));
+  EXPECT_EQ(roster().get_item(owner, "bob@example.net"), bob);
+  EXPECT_FALSE(roster().get_item(owner, "stale@example.net").has_value());
+  EXPECT_EQ(roster().pending_in(owner).size(), 1u);
+  const auto copied_history = *roster().changes_since(owner, 0);
+  ASSERT_EQ(copied_history.size(), history.size());
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(copied_history[i].item, history[i].item) << i;
+    EXPECT_EQ(copied_history[i].removed, history[i].removed) << i;
+  }
+  // Every version the original handed out still gets at least what changed
+  // after it there.
+  for (std::int64_t since = 0; since <= 7; ++since) {
+    const auto copy_changes = changes_by_jid(owner, since);
+    const auto source_changes = source.changes_since(owner, since);
+    ASSERT_TRUE(source_changes.has_value());
+    for (const auto& change : *source_changes) {
+      ASSERT_TRUE(copy_changes.contains(change.item.jid)) << "since " << since << ": " << change.item.jid;
+      EXPECT_EQ(copy_changes.at(change.item.jid).removed, change.removed) << change.item.jid;
+      EXPECT_EQ(copy_changes.at(change.item.jid).item, change.item) << change.item.jid;
+    }
+  }
+  // Later changes carry on from the imported version.
+  EXPECT_EQ(roster().put_item(owner, item("gina@example.net")), 8);
+  EXPECT_EQ(roster().remove_item(owner, "bob@example.net"), 9);
+}
+
+TEST_P(StorageConformance, ImportRefusesAnImpossibleVersionOrARepeatedJid) {
+  const std::string owner = "alice@example.org";
+  roster().put_item(owner, item("keep@example.net"));
+  const std::vector<RosterChange> two{{item("a@example.net"), false}, {item("b@example.net"), true}};
+  EXPECT_THROW(roster().import_roster(owner, 1, two), Error);
+  const std::vector<RosterChange> repeated{{item("a@example.net"), false},
+                                           {item("a@example.net"), false}};
+  EXPECT_THROW(roster().import_roster(owner, 5, repeated), Error);
+  EXPECT_EQ(roster().version(owner), 1);
+  EXPECT_TRUE(roster().get_item(owner, "keep@example.net").has_value());
+  roster().import_roster(owner, 0, {});
+  EXPECT_EQ(roster().version(owner), 0);
+  EXPECT_TRUE(roster().get(owner).items.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StorageConformance,
-                         ::testing::Values(memory_backend(), sqlite_backend()),
+                         ::testing::Values(memory_backend(), sqlite_backend(), mysql_backend()),
                          [](const ::testing::TestParamInfo<BackendKind>& info) {
                            return info.param.name;
                          });

@@ -1,11 +1,32 @@
 #include "storage/storage.hpp"
 
 #include "storage/memory/memory_storage.hpp"
+#include "storage/mysql/mysql_storage.hpp"
 #include "storage/sqlite/sqlite_storage.hpp"
 
 namespace parley::storage {
 
 MucStore& Storage::muc() { throw Error("the " + backend_name() + " storage backend has no MUC room store"); }
+
+std::vector<std::string> AccountStore::domains() {
+  throw Error("this storage backend cannot list its domains");
+}
+
+std::vector<std::string> RosterStore::owners() {
+  throw Error("this storage backend cannot list its roster owners");
+}
+
+void RosterStore::import_roster(const std::string&, std::int64_t, const std::vector<RosterChange>&) {
+  throw Error("this storage backend cannot import a roster");
+}
+
+std::vector<std::string> OfflineStore::owners() {
+  throw Error("this storage backend cannot list the owners of offline messages");
+}
+
+std::vector<std::string> OfflineStore::peek_all(const std::string&) {
+  throw Error("this storage backend cannot read offline messages without removing them");
+}
 
 std::unique_ptr<Storage> open(const std::string& uri) {
   const auto colon = uri.find(':');
@@ -20,7 +41,9 @@ std::unique_ptr<Storage> open(const std::string& uri) {
     if (rest.empty()) throw Error("storage 'sqlite:' needs a database path (sqlite:PATH)");
     return sqlite::open(rest);
   }
-  throw Error("unknown storage backend '" + scheme + "' (expected memory: or sqlite:PATH)");
+  if (colon != std::string::npos && scheme == "mysql") return mysql::open(uri);
+  throw Error("unknown storage backend '" + scheme +
+              "' (expected memory:, sqlite:PATH or mysql://USER:PASSWORD@HOST:PORT/DATABASE)");
 }
 
 }  // namespace parley::storage

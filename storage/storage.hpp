@@ -46,6 +46,11 @@ class AccountStore {
   virtual bool remove(const std::string& username, const std::string& domain) = 0;
   // Usernames of a domain, sorted.
   virtual std::vector<std::string> list(const std::string& domain) = 0;
+
+  // For tools that walk everything stored (parleyctl migrate). Backends
+  // without it throw storage::Error.
+  // Domains with at least one account, sorted.
+  virtual std::vector<std::string> domains();
 };
 
 enum class Subscription { none, to, from, both };
@@ -105,6 +110,22 @@ class RosterStore {
     std::string stanza;
   };
   virtual std::vector<PendingIn> pending_in(const std::string& owner) = 0;
+
+  // For tools that copy everything stored (parleyctl migrate). Backends
+  // without them throw storage::Error.
+  // Owners with roster items (removed ones included) or pending
+  // subscriptions, sorted.
+  virtual std::vector<std::string> owners();
+  // Replaces the owner's items and their history by 'changes' at 'version',
+  // 'changes' being what changes_since(owner, 0) of the original returned:
+  // every jid once, in the order of their last change, removed ones included.
+  // The entries get the consecutive versions ending at 'version', each at
+  // least its original one, so changes_since(v) of the copy returns
+  // everything that changed after v in the original (and perhaps a few items
+  // more). Pending subscriptions stay. Throws storage::Error when 'version'
+  // is smaller than the number of entries or a jid repeats.
+  virtual void import_roster(const std::string& owner, std::int64_t version,
+                             const std::vector<RosterChange>& changes);
 };
 
 class OfflineStore {
@@ -116,6 +137,13 @@ class OfflineStore {
   // Returns the stored messages in arrival order and deletes them.
   virtual std::vector<std::string> pop_all(const std::string& owner) = 0;
   virtual std::size_t count(const std::string& owner) = 0;
+
+  // For tools that copy everything stored (parleyctl migrate). Backends
+  // without them throw storage::Error.
+  // Owners with stored messages, sorted.
+  virtual std::vector<std::string> owners();
+  // The stored messages in arrival order, left in place.
+  virtual std::vector<std::string> peek_all(const std::string& owner);
 };
 
 // Multi-user chat rooms (XEP-0045) that outlive their occupants: a room is
@@ -171,9 +199,13 @@ class Storage {
   virtual std::string backend_name() const = 0;
 };
 
-// Opens a backend from a URI: "memory:" or "sqlite:PATH" (PATH relative to
+// Opens a backend from a URI: "memory:", "sqlite:PATH" (PATH relative to
 // the working directory; the file and its schema are created, migrations
-// applied). Throws storage::Error with a one-line reason.
+// applied) or "mysql://USER:PASSWORD@HOST:PORT/DATABASE[?pool=N]" (MySQL or
+// MariaDB; user, password and database percent-encoded where needed; the
+// database must exist, its tables are created, migrations applied; pool is
+// the number of connections, 4 by default). Throws storage::Error with a
+// one-line reason.
 std::unique_ptr<Storage> open(const std::string& uri);
 
 }  // namespace parley::storage

@@ -51,15 +51,29 @@ TEST(StorageOpen, SqlitePathIsRelativeToTheWorkingDirectory) {
 }
 
 TEST(StorageOpen, UnknownSchemeIsRefusedWithTheExpectedForms) {
-  EXPECT_EQ(open_error("mysql://localhost/parley"),
-            "unknown storage backend 'mysql' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("postgres:x"),
-            "unknown storage backend 'postgres' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("memory"),
-            "unknown storage backend 'memory' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error(""), "unknown storage backend '' (expected memory: or sqlite:PATH)");
-  EXPECT_EQ(open_error("SQLITE:x.db"),
-            "unknown storage backend 'SQLITE' (expected memory: or sqlite:PATH)");
+  const std::string expected =
+      "' (expected memory:, sqlite:PATH or mysql://USER:PASSWORD@HOST:PORT/DATABASE)";
+  EXPECT_EQ(open_error("postgres:x"), "unknown storage backend 'postgres" + expected);
+  EXPECT_EQ(open_error("memory"), "unknown storage backend 'memory" + expected);
+  EXPECT_EQ(open_error(""), "unknown storage backend '" + expected);
+  EXPECT_EQ(open_error("SQLITE:x.db"), "unknown storage backend 'SQLITE" + expected);
+  EXPECT_EQ(open_error("mysqlx://u@localhost/parley"), "unknown storage backend 'mysqlx" + expected);
+}
+
+TEST(StorageOpen, MalformedMysqlUriIsRefusedBeforeConnecting) {
+  EXPECT_NE(open_error("mysql:localhost/parley").find("must start with mysql://"), std::string::npos);
+  EXPECT_NE(open_error("mysql://localhost/parley").find("has no user"), std::string::npos);
+  EXPECT_NE(open_error("mysql://u:p@localhost").find("has no database"), std::string::npos);
+  EXPECT_NE(open_error("mysql://u:p@localhost:0/db").find("port must be a number"),
+            std::string::npos);
+}
+
+TEST(StorageOpen, MysqlErrorsNeverShowThePassword) {
+  // Nothing listens on port 1: the connection is refused at once.
+  const auto message = open_error("mysql://parley:s3cret@127.0.0.1:1/parley");
+  EXPECT_NE(message.find("mysql database 'parley@127.0.0.1:1/parley'"), std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
 }
 
 TEST(StorageOpen, SqliteWithoutPathIsRefused) {

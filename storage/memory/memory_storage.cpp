@@ -85,6 +85,13 @@ class MemoryAccounts final : public AccountStore {
     return usernames;
   }
 
+  std::vector<std::string> domains() override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> result;
+    for (const auto& [domain, accounts] : state_.accounts) result.push_back(domain);
+    return result;
+  }
+
  private:
   Account* locate(const std::string& username, const std::string& domain) {
     const auto found_domain = state_.accounts.find(domain);
@@ -192,6 +199,31 @@ class MemoryRoster final : public RosterStore {
     return roster->pending;
   }
 
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> result;
+    for (const auto& [owner, roster] : state_.rosters) {
+      if (roster.version > 0 || !roster.pending.empty()) result.push_back(owner);
+    }
+    std::ranges::sort(result);
+    return result;
+  }
+
+  void import_roster(const std::string& owner, std::int64_t version,
+                     const std::vector<RosterChange>& changes) override {
+    check_roster_import(version, changes);
+    std::lock_guard lock(state_.mutex);
+    auto& roster = state_.rosters[owner];
+    roster.items.clear();
+    auto item_version = version - static_cast<std::int64_t>(changes.size());
+    for (const auto& change : changes) {
+      auto item = change.removed ? removed_item(change.item.jid) : change.item;
+      item.groups = unique_groups(item.groups);
+      roster.items[change.item.jid] = StoredItem{std::move(item), ++item_version, change.removed};
+    }
+    roster.version = version;
+  }
+
  private:
   OwnerRoster* locate(const std::string& owner) {
     const auto found = state_.rosters.find(owner);
@@ -229,6 +261,23 @@ class MemoryOffline final : public OfflineStore {
     std::lock_guard lock(state_.mutex);
     const auto found = state_.offline.find(owner);
     return found == state_.offline.end() ? 0 : found->second.size();
+  }
+
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> result;
+    for (const auto& [owner, stanzas] : state_.offline) {
+      if (!stanzas.empty()) result.push_back(owner);
+    }
+    std::ranges::sort(result);
+    return result;
+  }
+
+  std::vector<std::string> peek_all(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.offline.find(owner);
+    if (found == state_.offline.end()) return {};
+    return found->second;
   }
 
  private:

@@ -179,6 +179,14 @@ class SqliteAccounts final : public AccountStore {
     return usernames;
   }
 
+  std::vector<std::string> domains() override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached("SELECT DISTINCT domain FROM accounts ORDER BY domain"));
+    std::vector<std::string> result;
+    while (query.step()) result.push_back(query.text(0));
+    return result;
+  }
+
  private:
   Database& database_;
 };
@@ -417,6 +425,60 @@ class SqliteRoster final : public RosterStore {
     return pending;
   }
 
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT owner FROM roster_owners WHERE version > 0"
+        " OR id IN (SELECT owner_id FROM roster_pending_in) ORDER BY owner"));
+    std::vector<std::string> result;
+    while (query.step()) result.push_back(query.text(0));
+    return result;
+  }
+
+  void import_roster(const std::string& owner, std::int64_t version,
+                     const std::vector<RosterChange>& changes) override {
+    check_roster_import(version, changes);
+    std::lock_guard lock(database_.mutex);
+    auto& connection = database_.connection;
+    Transaction transaction(connection, Kind::write);
+    const auto found = find_or_add_owner(connection, owner);
+    // Groups follow the items by ON DELETE CASCADE.
+    Query(connection.cached("DELETE FROM roster_items WHERE owner_id = ?")).bind(found.id).run();
+    auto item_version = version - static_cast<std::int64_t>(changes.size());
+    for (const auto& change : changes) {
+      const auto& item = change.item;
+      Query(connection.cached(
+                "INSERT INTO roster_items"
+                " (owner_id, jid, name, subscription, ask, approved, removed, version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+          .bind(found.id)
+          .bind(item.jid)
+          .bind(change.removed ? std::string() : item.name)
+          .bind(subscription_name(change.removed ? Subscription::none : item.subscription))
+          .bind(std::int64_t{!change.removed && item.ask})
+          .bind(std::int64_t{!change.removed && item.approved})
+          .bind(std::int64_t{change.removed})
+          .bind(++item_version)
+          .run();
+      if (change.removed) continue;
+      std::int64_t position = 0;
+      for (const auto& group : unique_groups(item.groups)) {
+        Query(connection.cached("INSERT INTO roster_groups (owner_id, jid, position, group_name) "
+                                "VALUES (?, ?, ?, ?)"))
+            .bind(found.id)
+            .bind(item.jid)
+            .bind(position++)
+            .bind(group)
+            .run();
+      }
+    }
+    Query(connection.cached("UPDATE roster_owners SET version = ? WHERE id = ?"))
+        .bind(version)
+        .bind(found.id)
+        .run();
+    transaction.commit();
+  }
+
  private:
   Database& database_;
 };
@@ -466,6 +528,25 @@ class SqliteOffline final : public OfflineStore {
   std::size_t count(const std::string& owner) override {
     std::lock_guard lock(database_.mutex);
     return count_messages(database_.connection, owner);
+  }
+
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(database_.mutex);
+    Query query(
+        database_.connection.cached("SELECT DISTINCT owner FROM offline_messages ORDER BY owner"));
+    std::vector<std::string> result;
+    while (query.step()) result.push_back(query.text(0));
+    return result;
+  }
+
+  std::vector<std::string> peek_all(const std::string& owner) override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT stanza FROM offline_messages WHERE owner = ? ORDER BY id"));
+    query.bind(owner);
+    std::vector<std::string> stanzas;
+    while (query.step()) stanzas.push_back(query.text(0));
+    return stanzas;
   }
 
  private:
