@@ -187,6 +187,8 @@ TEST_F(ConfigTest, StorageUris) {
   EXPECT_EQ(load(minimal_prefix + "storage: memory\n").storage, "memory:");
   EXPECT_EQ(load(minimal_prefix + "storage: 'memory:'\n").storage, "memory:");
   EXPECT_EQ(load(minimal_prefix + "storage: sqlite:data/parley.db\n").storage, "sqlite:data/parley.db");
+  EXPECT_EQ(load(minimal_prefix + "storage: mysql://parley:p%40ss@127.0.0.1:3306/parley?pool=8\n").storage,
+            "mysql://parley:p%40ss@127.0.0.1:3306/parley?pool=8");
 }
 
 TEST_F(ConfigTest, EmptyLogFileMeansStandardError) {
@@ -422,8 +424,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "  - {domain: example.org, cert: example.crt, key: example.key}\n"
                   "  - {domain: Example.org, cert: example.crt, key: example.key}\n",
                   5, "duplicate certificate for 'example.org'"},
-        BadConfig{"storage_mysql", minimal_prefix + "storage: mysql://db/parley\n", 6,
-                  "unsupported storage 'mysql://db/parley' (expected: memory or sqlite:PATH)"},
+        BadConfig{"storage_postgres", minimal_prefix + "storage: postgres://db/parley\n", 6,
+                  "unsupported storage 'postgres://db/parley' (expected: memory, sqlite:PATH or "
+                  "mysql://USER:PASSWORD@HOST:PORT/DATABASE)"},
+        BadConfig{"storage_mysql_without_user", minimal_prefix + "storage: mysql://db/parley\n", 6,
+                  "mysql storage URI has no user"},
+        BadConfig{"storage_mysql_bad_pool", minimal_prefix + "storage: mysql://u:p@db/parley?pool=x\n", 6,
+                  "pool must be a number"},
         BadConfig{"storage_sqlite_without_path", minimal_prefix + "storage: 'sqlite:'\n", 6, "needs a database path"},
         BadConfig{"module_unknown", minimal_prefix + "modules:\n  roster:\n  rooster: {}\n", 8,
                   "unknown module 'rooster' in modules (known: roster, presence, "},

@@ -1,6 +1,7 @@
 #include "storage/storage.hpp"
 
 #include "storage/memory/memory_storage.hpp"
+#include "storage/mysql/connection.hpp"
 #include "storage/mysql/mysql_storage.hpp"
 #include "storage/sqlite/sqlite_storage.hpp"
 
@@ -28,22 +29,51 @@ std::vector<std::string> OfflineStore::peek_all(const std::string&) {
   throw Error("this storage backend cannot read offline messages without removing them");
 }
 
-std::unique_ptr<Storage> open(const std::string& uri) {
+namespace {
+
+enum class Backend { memory, sqlite, mysql };
+
+struct Parsed {
+  Backend backend;
+  std::string rest;  // what follows "scheme:"
+};
+
+Parsed parse(const std::string& uri) {
   const auto colon = uri.find(':');
   const auto scheme = uri.substr(0, colon);
   const auto rest = colon == std::string::npos ? std::string() : uri.substr(colon + 1);
   if (colon != std::string::npos && scheme == "memory") {
     if (!rest.empty())
       throw Error("storage 'memory:' takes nothing after the colon, got '" + uri + "'");
-    return memory::open();
+    return {Backend::memory, rest};
   }
   if (colon != std::string::npos && scheme == "sqlite") {
     if (rest.empty()) throw Error("storage 'sqlite:' needs a database path (sqlite:PATH)");
-    return sqlite::open(rest);
+    return {Backend::sqlite, rest};
   }
-  if (colon != std::string::npos && scheme == "mysql") return mysql::open(uri);
+  if (colon != std::string::npos && scheme == "mysql") {
+    mysql::parse_uri(uri);
+    return {Backend::mysql, rest};
+  }
   throw Error("unknown storage backend '" + scheme +
               "' (expected memory:, sqlite:PATH or mysql://USER:PASSWORD@HOST:PORT/DATABASE)");
 }
+
+}  // namespace
+
+std::unique_ptr<Storage> open(const std::string& uri) {
+  const auto parsed = parse(uri);
+  switch (parsed.backend) {
+    case Backend::memory:
+      return memory::open();
+    case Backend::sqlite:
+      return sqlite::open(parsed.rest);
+    case Backend::mysql:
+      return mysql::open(uri);
+  }
+  throw Error("unknown storage backend in '" + uri + "'");
+}
+
+void check_uri(const std::string& uri) { parse(uri); }
 
 }  // namespace parley::storage

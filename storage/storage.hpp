@@ -208,4 +208,8 @@ class Storage {
 // one-line reason.
 std::unique_ptr<Storage> open(const std::string& uri);
 
+// Checks a URI's form as open() does, without opening anything (config
+// validation). Throws storage::Error with the same one-line reasons.
+void check_uri(const std::string& uri);
+
 }  // namespace parley::storage

@@ -68,6 +68,18 @@ TEST(StorageOpen, MalformedMysqlUriIsRefusedBeforeConnecting) {
             std::string::npos);
 }
 
+TEST(StorageOpen, CheckUriAcceptsEveryFormWithoutOpeningIt) {
+  testing::TempDir dir;
+  EXPECT_NO_THROW(check_uri("memory:"));
+  EXPECT_NO_THROW(check_uri("sqlite:" + dir.file("never-created.db")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("never-created.db")));
+  // Port 1: nothing listens there, and nothing is tried.
+  EXPECT_NO_THROW(check_uri("mysql://parley:pw@127.0.0.1:1/parley?pool=2"));
+  EXPECT_THROW(check_uri("sqlite:"), Error);
+  EXPECT_THROW(check_uri("mysql://parley@127.0.0.1/"), Error);
+  EXPECT_THROW(check_uri("redis://x"), Error);
+}
+
 TEST(StorageOpen, MysqlErrorsNeverShowThePassword) {
   // Nothing listens on port 1: the connection is refused at once.
   const auto message = open_error("mysql://parley:s3cret@127.0.0.1:1/parley");
