@@ -870,6 +870,7 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
     }
     idle_timer_.cancel();
     phase_ = Phase::connecting;
+    co_await connection->drain();
     connection->close();
   }
 
@@ -965,6 +966,7 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
       spdlog::debug("s2s {}: read ended: {}", id_, e.what());
     }
     idle_timer_.cancel();
+    co_await connection.drain();
     connection.close();
     spdlog::info("s2s {} in {} <- {}: disconnected", id_, local_, peer_.empty() ? remote : peer_);
     state_->forget(shared_from_this());
@@ -1282,7 +1284,16 @@ Task<void> Manager::State::accept_loop(std::shared_ptr<State> self, tcp::accepto
 Manager::Manager(std::vector<asio::io_context*> shards, router::Router& router, Settings settings)
     : state_(std::make_shared<State>(std::move(shards), router, std::move(settings))) {}
 
-Manager::~Manager() { stop(); }
+// Runs after the shards stopped: sessions hold the state and the state holds
+// them, so the maps are emptied here to break the cycle; the resolvers go
+// while their io_contexts still exist.
+Manager::~Manager() {
+  stop();
+  std::lock_guard lock(state_->mutex);
+  state_->outbound.clear();
+  state_->inbound.clear();
+  state_->resolvers.clear();
+}
 
 void Manager::add_listener(const std::string& address, std::uint16_t port, bool direct_tls) {
   auto acceptor = std::make_unique<tcp::acceptor>(*state_->shards.front());
