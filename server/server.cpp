@@ -181,8 +181,8 @@ struct Server::Impl {
     certificates.load(certificate_files(fresh));
     s2s->reload_certificates(certificate_files(fresh));
     spdlog::default_logger()->set_level(spdlog::level::from_str(fresh.log.level));
-    spdlog::info("reload: certificates and log level ({}) reloaded from {}", fresh.log.level, fresh.path);
-    return "certificates and log level reloaded";
+    spdlog::info("reload: certificates reloaded, log level {}, from {}", fresh.log.level, fresh.path);
+    return "certificates reloaded, log level " + fresh.log.level;
   }
 
   std::size_t open_streams() const {
