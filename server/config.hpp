@@ -25,10 +25,11 @@ enum class TlsMode {
   starttls_required,  // "starttls" (default): STARTTLS offered and required before auth
   starttls_optional,  // "starttls_optional": offered, not required (PLAIN stays refused without TLS)
   direct,             // "direct": TLS from the first byte (XEP-0368), ALPN xmpp-client
+  none,               // "none": no TLS (component listeners only, the default there)
 };
 
 struct ListenerConfig {
-  std::string module = "c2s";  // "c2s" or "s2s" (tls: starttls or direct)
+  std::string module = "c2s";  // "c2s", "s2s" (tls: starttls or direct) or "component" (tls: none or direct; port 5347)
   std::string address = "127.0.0.1";
   std::uint16_t port = 5222;
   TlsMode tls = TlsMode::starttls_required;
@@ -71,6 +72,13 @@ struct S2sConfig {
   std::string ciphers;                  // OpenSSL cipher list (TLS 1.2); empty: the default
 };
 
+// An external component (XEP-0114) allowed to connect to a component listener.
+struct ComponentConfig {
+  std::string domain;  // the component's own domain, not one of the hosts
+  std::string secret;  // shared secret of the handshake
+  bool replace = false;  // a new connection replaces a connected one instead of being refused
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug (shows XML), info, warn, error
   std::string file;            // empty: stderr
@@ -89,6 +97,7 @@ struct Config {
   Limits limits;
   LogConfig log;
   S2sConfig s2s;
+  std::vector<ComponentConfig> components;
   std::string admin_socket = "var/parleyd.sock";
   unsigned shards = 0;   // I/O threads; 0 = one per core
   unsigned workers = 4;  // blocking-work threads (storage)

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "c2s/c2s.hpp"
+#include "components/component.hpp"
 #include "modules/module.hpp"
 #include "router/router.hpp"
 #include "router/workers.hpp"
@@ -80,6 +81,21 @@ s2s::Settings s2s_settings(const Config& config) {
   return settings;
 }
 
+std::vector<components::ComponentConfig> component_configs(const Config& config) {
+  std::vector<components::ComponentConfig> list;
+  for (const auto& c : config.components) list.push_back({c.domain, c.secret, c.replace});
+  return list;
+}
+
+components::Settings component_settings(const Limits& limits) {
+  components::Settings settings;
+  settings.max_stanza_size = limits.max_stanza_size;
+  settings.max_send_queue = limits.max_send_queue;
+  settings.auth_timeout = limits.auth_timeout;
+  settings.keepalive_interval = limits.keepalive_interval;
+  return settings;
+}
+
 std::string s2s_line(const s2s::ConnectionInfo& c) {
   const auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
   return c.direction + '\t' + dash(c.local_domain) + '\t' + dash(c.peer_domain) + '\t' + c.auth + '\t' +
@@ -101,6 +117,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<modules::Module>> modules;
   std::vector<std::unique_ptr<c2s::Listener>> listeners;
   std::unique_ptr<s2s::Manager> s2s;
+  std::unique_ptr<components::Manager> components;
   std::unique_ptr<admin::AdminServer> admin;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   int exit_code = 0;
@@ -126,7 +143,18 @@ struct Server::Impl {
       throw ConfigError(config.path, 0, std::string("s2s: ") + e.what());
     }
     router.set_remote_route([this](xml::Element& stanza, const xmpp::Jid& to) { return s2s->route(stanza, to); });
+    components = std::make_unique<components::Manager>(shard_pointers, router, certificates, component_configs(config),
+                                                       component_settings(config.limits));
     for (const auto& listener : config.listeners) {
+      if (listener.module == "component") {
+        try {
+          components->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
+        } catch (const std::system_error& e) {
+          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
+                                   ": " + e.code().message());
+        }
+        continue;
+      }
       if (listener.module == "s2s") {
         try {
           s2s->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
@@ -189,6 +217,7 @@ struct Server::Impl {
     std::size_t total = 0;
     for (const auto& listener : listeners) total += listener->open_streams();
     total += s2s->open_streams();
+    total += components->open_streams();
     return total;
   }
 
@@ -199,6 +228,8 @@ struct Server::Impl {
     for (auto& listener : listeners) listener->close_all("system-shutdown");
     s2s->stop();
     s2s->close_all("system-shutdown");
+    components->stop();
+    components->close_all("system-shutdown");
     asio::steady_timer wait(shards.front());
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
     while (open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -237,6 +268,7 @@ struct Server::Impl {
     asio::co_spawn(shards.front(), handle_signals(), asio::detached);
     for (auto& listener : listeners) listener->start();
     s2s->start();
+    components->start();
     admin->start();
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < shards.size(); ++i) threads.emplace_back([&shard = shards[i]] { shard.run(); });
