@@ -41,7 +41,8 @@ constexpr int kTypeAaaa = 28;
 constexpr int kTypeSrv = 33;
 
 constexpr std::chrono::seconds kMaxCacheLifetime{300};
-constexpr std::size_t kCacheSweepThreshold = 4096;
+constexpr std::size_t kCacheMaxEntries = 4096;
+constexpr std::size_t kCacheMaxBytes = 4 * 1024 * 1024;
 constexpr int kMaxAddressesPerAnswer = 64;
 
 void initialise_library() {
@@ -455,20 +456,38 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
     auto it = cache.find(cache_key(question));
     if (it == cache.end()) return nullptr;
     if (it->second.expires <= now) {
-      cache.erase(it);
+      forget(it);
       return nullptr;
     }
     return &it->second.answer;
   }
 
+  void forget(std::unordered_map<std::string, CacheEntry>::iterator it) {
+    cache_bytes -= it->first.size() + it->second.answer.message.size();
+    cache.erase(it);
+  }
+
+  // Bounded by entries and bytes: names to look up can come from remote
+  // users, so the cache must not grow with them.
   void remember(const Question& question, const Answer& answer, Clock::time_point now) {
     const auto lifetime = cache_lifetime(answer);
     if (!lifetime) return;
-    if (cache.size() >= kCacheSweepThreshold) {
-      std::erase_if(cache, [now](const auto& entry) { return entry.second.expires <= now; });
-      if (cache.size() >= kCacheSweepThreshold) cache.clear();
+    auto key = cache_key(question);
+    const auto bytes = key.size() + answer.message.size();
+    if (bytes > kCacheMaxBytes / 16) return;
+    if (auto it = cache.find(key); it != cache.end()) forget(it);
+    if (cache.size() >= kCacheMaxEntries || cache_bytes + bytes > kCacheMaxBytes) {
+      for (auto it = cache.begin(); it != cache.end();) {
+        const auto current = it++;
+        if (current->second.expires <= now) forget(current);
+      }
+      if (cache.size() >= kCacheMaxEntries || cache_bytes + bytes > kCacheMaxBytes) {
+        cache.clear();
+        cache_bytes = 0;
+      }
     }
-    cache[cache_key(question)] = {now + *lifetime, answer};
+    cache.emplace(std::move(key), CacheEntry{now + *lifetime, answer});
+    cache_bytes += bytes;
   }
 
   // Answers for every question, asked concurrently, from the cache where it
@@ -526,6 +545,7 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
   boost::asio::steady_timer process_timer;
   std::unordered_map<ares_socket_t, std::shared_ptr<Watch>> watches;
   std::unordered_map<std::string, CacheEntry> cache;
+  std::size_t cache_bytes = 0;
   std::mt19937 random;
 };
 
