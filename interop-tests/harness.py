@@ -184,6 +184,7 @@ DEFAULT_MODULES = {
     "time": {},
     "register": {"open": True},
     "muc": {"service": f"conference.{DOMAIN}"},
+    "carbons": {},
 }
 
 

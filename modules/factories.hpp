@@ -16,5 +16,6 @@ std::unique_ptr<Module> make_version_module(Context& context);   // version.cpp:
 std::unique_ptr<Module> make_time_module(Context& context);      // time.cpp: XEP-0202
 std::unique_ptr<Module> make_register_module(Context& context);  // register.cpp: XEP-0077
 std::unique_ptr<Module> make_muc_module(Context& context);       // muc.cpp, muc_room.cpp: XEP-0045
+std::unique_ptr<Module> make_carbons_module(Context& context);   // carbons.cpp: XEP-0280
 
 }  // namespace parley::modules

@@ -9,13 +9,13 @@ const std::map<std::string, Factory>& registry() {
       {"offline", make_offline_module}, {"disco", make_disco_module},
       {"ping", make_ping_module},       {"version", make_version_module},
       {"time", make_time_module},       {"register", make_register_module},
-      {"muc", make_muc_module},
+      {"muc", make_muc_module},         {"carbons", make_carbons_module},
   };
   return factories;
 }
 
 std::vector<std::string> names() {
-  return {"roster", "presence", "offline", "disco", "ping", "version", "time", "register", "muc"};
+  return {"roster", "presence", "offline", "disco", "ping", "version", "time", "register", "muc", "carbons"};
 }
 
 }  // namespace parley::modules
