@@ -788,6 +788,18 @@ TEST_P(StorageConformance, OfflineOwnersAndPeekLeaveTheMessagesInPlace) {
   EXPECT_EQ(offline().owners(), std::vector<std::string>{"zed@example.org"});
 }
 
+TEST_P(StorageConformance, MucServicesAreThoseWithRoomsSorted) {
+  auto& muc = storage().muc();
+  EXPECT_TRUE(muc.services().empty());
+  muc.put_room({"rooms.example.net", "a", ""});
+  muc.put_room({"conference.example.org", "b", ""});
+  muc.put_room({"conference.example.org", "c", ""});
+  EXPECT_EQ(muc.services(),
+            (std::vector<std::string>{"conference.example.org", "rooms.example.net"}));
+  muc.remove_room("rooms.example.net", "a");
+  EXPECT_EQ(muc.services(), std::vector<std::string>{"conference.example.org"});
+}
+
 TEST_P(StorageConformance, ImportedRosterKeepsItemsVersionAndAnswersOldVersionsSafely) {
   // The original: 7 changes, one removal, one item changed twice.
   auto source_backend = open("memory:");

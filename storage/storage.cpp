@@ -8,6 +8,9 @@
 namespace parley::storage {
 
 MucStore& Storage::muc() { throw Error("the " + backend_name() + " storage backend has no MUC room store"); }
+ArchiveStore& Storage::archive() {
+  throw Error("the " + backend_name() + " storage backend has no message archive store");
+}
 
 std::vector<std::string> AccountStore::domains() {
   throw Error("this storage backend cannot list its domains");
@@ -60,6 +63,10 @@ Parsed parse(const std::string& uri) {
 }
 
 }  // namespace
+
+std::vector<std::string> MucStore::services() {
+  throw Error("this storage backend cannot list its MUC services");
+}
 
 std::unique_ptr<Storage> open(const std::string& uri) {
   const auto parsed = parse(uri);

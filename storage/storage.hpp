@@ -146,6 +146,59 @@ class OfflineStore {
   virtual std::vector<std::string> peek_all(const std::string& owner);
 };
 
+// Message archives (XEP-0313), one per owner (a user's bare JID or a room's
+// JID). Messages are ordered by (timestamp, arrival): the archive keeps an
+// index on (owner, timestamp) so time ranges and pages are cheap.
+struct ArchivedMessage {
+  std::string id;              // the stanza-id, unique within the owner's archive
+  std::int64_t timestamp = 0;  // microseconds since the epoch
+  std::string with;            // the other party's bare JID
+  std::string stanza;          // the message, serialised
+  bool operator==(const ArchivedMessage&) const = default;
+};
+
+struct ArchiveQuery {
+  std::optional<std::string> with;      // only messages with this bare JID
+  std::optional<std::int64_t> start;    // timestamp >= start
+  std::optional<std::int64_t> end;      // timestamp <= end
+  std::optional<std::string> after_id;  // strictly after this message
+  std::optional<std::string> before_id; // strictly before this message
+  // With before_id, or 'last': the page that ends where the range ends (the
+  // newest messages); otherwise the page that starts where it starts.
+  bool last = false;
+  std::size_t max = 50;
+};
+
+struct ArchivePage {
+  std::vector<ArchivedMessage> messages;  // oldest first
+  bool complete = false;   // no more messages in the paging direction
+  std::size_t count = 0;   // messages matching with/start/end
+};
+
+// Who a user archives messages with (XEP-0313 §6): "always", "never" or
+// "roster" by default, with per-JID exceptions.
+struct ArchivePrefs {
+  std::string default_policy = "always";
+  std::vector<std::string> always;
+  std::vector<std::string> never;
+  bool operator==(const ArchivePrefs&) const = default;
+};
+
+class ArchiveStore {
+ public:
+  virtual ~ArchiveStore() = default;
+  // Appends a message; false when the owner already has one with that id.
+  virtual bool append(const std::string& owner, const ArchivedMessage& message) = 0;
+  // One page; nullopt when after_id or before_id is not in the archive.
+  virtual std::optional<ArchivePage> query(const std::string& owner, const ArchiveQuery& query) = 0;
+  // Keeps only the owner's 'keep' newest messages; returns how many went.
+  virtual std::size_t trim(const std::string& owner, std::size_t keep) = 0;
+  // Removes the owner's archive and preferences.
+  virtual void remove_owner(const std::string& owner) = 0;
+  virtual std::optional<ArchivePrefs> prefs(const std::string& owner) = 0;
+  virtual void set_prefs(const std::string& owner, const ArchivePrefs& prefs) = 0;
+};
+
 // Multi-user chat rooms (XEP-0045) that outlive their occupants: a room is
 // addressed by its service domain and name (the localpart of its JID); its
 // configuration is opaque text owned by the MUC module. Affiliations other
@@ -181,6 +234,11 @@ class MucStore {
   // The room's affiliations, sorted by jid.
   virtual std::vector<MucAffiliation> affiliations(const std::string& service,
                                                    const std::string& name) = 0;
+
+  // For tools that copy everything stored (parleyctl migrate). Backends
+  // without it throw storage::Error.
+  // Services with at least one room, sorted.
+  virtual std::vector<std::string> services();
 };
 
 // One backend: the stores share its connection(s).
@@ -193,6 +251,7 @@ class Storage {
   // Stores added after the first backends: a backend without one throws
   // storage::Error naming itself, so a module that needs it fails at start.
   virtual MucStore& muc();
+  virtual ArchiveStore& archive();
   // Makes what was written durable (called at shutdown).
   virtual void flush() = 0;
   // "memory", "sqlite", ...

@@ -1,6 +1,7 @@
 // parleyctl: the administration command line of Parley. Everything except
-// check-config talks to the running parleyd over its admin socket (see
-// server/admin_protocol.hpp); check-config only reads the file.
+// check-config and migrate talks to the running parleyd over its admin socket
+// (see server/admin_protocol.hpp); check-config only reads the file, migrate
+// opens the two storage backends itself.
 #include <termios.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -14,6 +15,7 @@
 
 #include "server/admin_protocol.hpp"
 #include "server/config.hpp"
+#include "storage/copy.hpp"
 
 namespace {
 
@@ -111,6 +113,50 @@ int check_config(const std::string& config_path) {
   }
 }
 
+void print_counts(const std::string& label, const parley::storage::CopyCounts& counts) {
+  std::cout << label << ": " << counts.accounts << " accounts, " << counts.rosters << " rosters with "
+            << counts.roster_items << " items and " << counts.pending << " pending subscriptions, "
+            << counts.offline << " offline messages, " << counts.rooms << " rooms with " << counts.affiliations
+            << " affiliations\n";
+}
+
+int migrate(const std::string& from_uri, const std::string& to_uri, bool force) {
+  namespace storage = parley::storage;
+  if (from_uri == to_uri) {
+    std::cerr << "parleyctl: --from and --to name the same storage\n";
+    return usage_error;
+  }
+  try {
+    auto from = storage::open(from_uri);
+    auto to = storage::open(to_uri);
+    storage::CopyOptions options{force, [](std::string_view line) { std::cerr << line << "...\n"; }};
+    const auto report = storage::copy_all(*from, *to, options);
+    if (!report.written) {
+      std::cerr << "parleyctl: the target already holds different data for " << report.conflicts.size()
+                << (report.conflicts.size() == 1 ? " record" : " records") << "; nothing was written:\n";
+      for (const auto& conflict : report.conflicts) std::cerr << "  " << conflict << '\n';
+      std::cerr << "Use --force to replace them with the source's (records only the target has stay).\n";
+      return failure;
+    }
+    for (const auto& conflict : report.conflicts) std::cerr << "replaced: " << conflict << '\n';
+    print_counts("source", report.source);
+    print_counts("copied", report.copied);
+    print_counts("already in the target", report.unchanged);
+    print_counts("verified in the target", report.verified);
+    to->flush();
+    if (report.verified != report.source) {
+      std::cerr << "parleyctl: verification failed: the target does not hold everything the source holds "
+                   "(was the source changed during the copy? run migrate again)\n";
+      return failure;
+    }
+    std::cout << "migration complete: the target holds everything the source holds\n";
+    return success;
+  } catch (const storage::Error& error) {
+    std::cerr << "parleyctl: " << error.what() << '\n';
+    return failure;
+  }
+}
+
 int send(const std::string& socket_path, const std::vector<std::string>& request) {
   for (const auto& field : request) {
     if (!admin::valid_field(field)) {
@@ -142,7 +188,7 @@ int send(const std::string& socket_path, const std::vector<std::string>& request
 int main(int argc, char** argv) {
   CLI::App app{
       "parleyctl: administer a Parley XMPP server.\n"
-      "Every command except check-config talks to the running parleyd over its admin socket."};
+      "Every command except check-config and migrate talks to the running parleyd over its admin socket."};
   app.footer(
       "Exit status: 0 success, 1 the command failed, 2 usage error, 3 parleyd is not running.\n"
       "Run 'parleyctl COMMAND --help' for a command's details.");
@@ -215,6 +261,20 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "Validate the config file without contacting the server");
   check->callback([&] { checking_config = true; });
 
+  bool migrating = false;
+  bool force = false;
+  std::string from_uri, to_uri;
+  auto* migrate_command = app.add_subcommand(
+      "migrate",
+      "Copy accounts, rosters, pending subscriptions, offline messages and rooms from one storage to another,\n"
+      "without the server (stop parleyd first). Storage URIs as in the config: sqlite:PATH,\n"
+      "mysql://USER:PASSWORD@HOST:PORT/DATABASE. Running it again copies only what is missing.\n"
+      "Refuses, writing nothing, when the target holds different data for the same record");
+  migrate_command->add_option("--from", from_uri, "Source storage URI")->required();
+  migrate_command->add_option("--to", to_uri, "Target storage URI")->required();
+  migrate_command->add_flag("--force", force, "Replace the target's differing records with the source's");
+  migrate_command->callback([&] { migrating = true; });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -224,6 +284,7 @@ int main(int argc, char** argv) {
   try {
     if (config_path.empty()) config_path = default_config_path();
     if (checking_config) return check_config(config_path);
+    if (migrating) return migrate(from_uri, to_uri, force);
     if (socket_path.empty()) socket_path = socket_from_config(config_path);
     if (request.front() == "register" || request.front() == "passwd") {
       request.push_back(obtain_password(password, user + "@" + host));

@@ -340,6 +340,13 @@ class MemoryMuc final : public MucStore {
     return result;
   }
 
+  std::vector<std::string> services() override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> result;
+    for (const auto& [service, rooms] : state_.muc_rooms) result.push_back(service);
+    return result;
+  }
+
  private:
   State::StoredRoom* locate(const std::string& service, const std::string& name) {
     const auto found = state_.muc_rooms.find(service);

@@ -615,6 +615,15 @@ class MysqlMuc final : public MucStore {
     });
   }
 
+  std::vector<std::string> services() override {
+    return pool_.run(Mode::single_statement, [&](Connection& connection) {
+      Query query(connection, "SELECT DISTINCT service FROM muc_rooms ORDER BY service");
+      std::vector<std::string> result;
+      while (query.step()) result.push_back(query.text(0));
+      return result;
+    });
+  }
+
  private:
   Pool& pool_;
 };

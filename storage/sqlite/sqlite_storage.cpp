@@ -643,6 +643,15 @@ class SqliteMuc final : public MucStore {
     return result;
   }
 
+  std::vector<std::string> services() override {
+    std::lock_guard lock(database_.mutex);
+    Query query(
+        database_.connection.cached("SELECT DISTINCT service FROM muc_rooms ORDER BY service"));
+    std::vector<std::string> result;
+    while (query.step()) result.push_back(query.text(0));
+    return result;
+  }
+
  private:
   Database& database_;
 };
