@@ -203,10 +203,14 @@ std::string normalised_name(const std::string& name) {
   return result;
 }
 
+// An IPv4 or IPv6 address, the latter also in brackets as a JID's domain
+// part writes it (RFC 7622 §3.2).
 std::optional<boost::asio::ip::address> ip_literal(const std::string& host) {
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
   boost::system::error_code error;
-  auto address = boost::asio::ip::make_address(host, error);
-  if (error) return std::nullopt;
+  auto address = boost::asio::ip::make_address(
+      bracketed ? host.substr(1, host.size() - 2) : host, error);
+  if (error || (bracketed && !address.is_v6())) return std::nullopt;
   return address;
 }
 
@@ -559,7 +563,9 @@ boost::asio::awaitable<std::vector<Target>> Resolver::server_targets(const std::
   auto impl = impl_;
   const auto name = normalised_name(domain);
   if (name.empty()) throw Error(Error::Kind::failure, "empty domain name");
-  if (ip_literal(name)) co_return std::vector<Target>{{name, 5269, false}};
+  if (const auto literal = ip_literal(name)) {
+    co_return std::vector<Target>{{literal->to_string(), 5269, false}};
+  }
 
   // Index 0 is Direct TLS (XEP-0368), index 1 STARTTLS (RFC 6120 §3.2.1).
   const std::vector<Question> questions{{"_xmpps-server._tcp." + name, kTypeSrv},

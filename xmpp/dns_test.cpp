@@ -287,6 +287,8 @@ TEST_F(DnsTest, WithoutSrvRecordsTheDomainItselfOnPort5269) {
   EXPECT_EQ(targets(resolver_, "missing.test"), missing);
   const std::vector<Target> literal = {{"127.0.0.9", 5269, false}};
   EXPECT_EQ(targets(resolver_, "127.0.0.9"), literal);
+  const std::vector<Target> v6_literal = {{"::1", 5269, false}};
+  EXPECT_EQ(targets(resolver_, "[::1]"), v6_literal);
 }
 
 TEST_F(DnsTest, TruncatedAnswersAreFetchedOverTcp) {
@@ -349,6 +351,8 @@ TEST_F(DnsTest, IpLiteralsNeedNoLookup) {
   EXPECT_EQ(addresses(nowhere, "127.0.0.7"),
             std::vector<boost::asio::ip::address>{make_address("127.0.0.7")});
   EXPECT_EQ(addresses(nowhere, "::1"), std::vector<boost::asio::ip::address>{make_address("::1")});
+  EXPECT_EQ(addresses(nowhere, "[::1]"), std::vector<boost::asio::ip::address>{make_address("::1")});
+  EXPECT_THROW(addresses(nowhere, "[127.0.0.1]"), Error) << "brackets hold IPv6 only";
 }
 
 TEST_F(DnsTest, UnknownNameIsNotFound) {
