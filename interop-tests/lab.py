@@ -49,7 +49,6 @@ dnspython). Never run `prosody --version`: it starts the system's server.
 """
 
 import ctypes
-import os
 import random
 import shutil
 import signal
@@ -107,7 +106,8 @@ _taken_addresses = set()
 def free_loopback_address(ports=tuple(PROSODY_PORTS.values())):
     """A 127.0.0.x (x in 100..249) where every one of ports is free for TCP,
     not handed out before by this process. Parallel test processes pick at
-    random, so they rarely collide; Prosody.start retries elsewhere if they do."""
+    random among free ones, so only a bind between the check and Prosody's
+    start could collide."""
     candidates = [f"127.0.0.{n}" for n in range(100, 250)]
     random.shuffle(candidates)
     for address in candidates:
