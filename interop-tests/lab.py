@@ -75,6 +75,14 @@ PROSODY_PORTS = {"c2s": 5222, "c2s_direct_tls": 5223, "s2s": 5269, "s2s_direct_t
 _PR_SET_PDEATHSIG = 1
 
 
+def _system_program(name):
+    """unbound lives in /usr/sbin, which a non-root PATH often lacks."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise AssertionError(f"{name} is not installed (scripts/install-deps.sh test)")
+    return found
+
+
 def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -332,12 +340,12 @@ class DnsServer:
             if self.port is None:
                 self.port = free_udp_tcp_port(self.address)
             config = self._write_config()
-            check = subprocess.run(["unbound-checkconf", str(config)], capture_output=True,
-                                   text=True)
+            check = subprocess.run([_system_program("unbound-checkconf"), str(config)],
+                                   capture_output=True, text=True)
             if check.returncode != 0:
                 raise AssertionError(f"unbound config refused: {check.stdout}{check.stderr}")
             self.process = subprocess.Popen(
-                ["unbound", "-d", "-c", str(config)], stdin=subprocess.DEVNULL,
+                [_system_program("unbound"), "-d", "-c", str(config)], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                 preexec_fn=_die_with_parent)
             self._log.follow(self.process)
@@ -499,7 +507,7 @@ class Prosody:
         self.config_path.write_text(self.config())
         mark = self._log.mark()
         self.process = subprocess.Popen(
-            ["prosody", "-F", "--config", str(self.config_path)], cwd=self.directory,
+            [_system_program("prosody"), "-F", "--config", str(self.config_path)], cwd=self.directory,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, errors="replace", preexec_fn=_die_with_parent)
         self._log.follow(self.process)
@@ -538,8 +546,8 @@ class Prosody:
     # accounts and logs
 
     def prosodyctl(self, *args, timeout=30):
-        return subprocess.run(["prosodyctl", "--config", str(self.config_path), *args],
-                              cwd=self.directory, capture_output=True, text=True,
+        command = [_system_program("prosodyctl"), "--config", str(self.config_path), *args]
+        return subprocess.run(command, cwd=self.directory, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def register(self, user, password):
