@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "s2s/certificate.hpp"
+#include "s2s/connect.hpp"
 #include "s2s/dialback.hpp"
 #include "xmpp/dns.hpp"
 #include "xmpp/errors.hpp"
@@ -216,13 +217,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     deadline_timer_.cancel();
   }
   void clear_deadline() { set_deadline(Clock::time_point::max()); }
-
-  Task<void> connect(const tcp::endpoint& endpoint) {
-    socket_.open(endpoint.protocol());
-    co_await socket_.async_connect(endpoint, asio::use_awaitable);
-    boost::system::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
-  }
 
   // Client side: SNI and, for Direct TLS, ALPN xmpp-server (XEP-0368).
   Task<void> handshake_client(asio::ssl::context& context, const std::string& server_name, bool alpn,
@@ -530,9 +524,6 @@ Task<void> open_stream(Connection& connection, const std::string& local, const s
   if (!dialed.features.is("features", xml::ns_streams)) throw Failure(Cause::stream, "no stream features");
 }
 
-Cause connect_failure_cause(Connection& connection) {
-  return connection.timed_out() ? Cause::timeout : Cause::tcp;
-}
 
 // DNS, TCP, TLS (STARTTLS or Direct TLS), certificate check and stream
 // open, trying targets and addresses in order until one works. The
@@ -559,21 +550,24 @@ Task<Dialed> dial(Manager::State& state, std::size_t shard, const std::string& l
       last = Failure(Cause::dns, target.host + ": " + e.what());
       continue;
     }
-    for (const auto& address : addresses) {
-      if (Clock::now() >= deadline) throw Failure(Cause::timeout, "no connection within the connect timeout");
-      auto connection =
-          std::make_shared<Connection>(tcp::socket(executor), state.settings.max_stanza_size, state.settings.max_send_queue);
-      connection->start(log_id);
-      connection->set_deadline(deadline);
-      const tcp::endpoint endpoint(address, target.port);
-      const std::string where = target.host + " " + endpoint.address().to_string() + ":" + std::to_string(target.port);
+    {
+      std::vector<tcp::endpoint> endpoints;
+      for (const auto& address : addresses) endpoints.emplace_back(address, target.port);
+      std::optional<tcp::socket> socket;
       try {
-        co_await connection->connect(endpoint);
-      } catch (const std::exception& e) {
-        last = Failure(connect_failure_cause(*connection), where + ": " + e.what());
-        connection->close();
+        socket = co_await connect_first(executor, endpoints, deadline);
+      } catch (const ConnectError& error) {
+        if (error.timed_out) throw Failure(Cause::timeout, target.host + ": " + error.what());
+        last = Failure(Cause::tcp, target.host + ": " + error.what());
         continue;
       }
+      boost::system::error_code ignored;
+      const auto endpoint = socket->remote_endpoint(ignored);
+      const std::string where = target.host + " " + endpoint.address().to_string() + ":" + std::to_string(target.port);
+      auto connection =
+          std::make_shared<Connection>(std::move(*socket), state.settings.max_stanza_size, state.settings.max_send_queue);
+      connection->start(log_id);
+      connection->set_deadline(deadline);
       spdlog::debug("s2s {}: connected to {}{}", log_id, where, target.direct_tls ? " (direct TLS)" : "");
       Dialed dialed;
       dialed.connection = connection;
@@ -1022,7 +1016,7 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
             .add_child("mechanism", std::string(ns_sasl))
             .add_text("EXTERNAL");
       }
-      features.add_child("dialback", std::string(ns_dialback_feature)).add_child("errors", std::string(ns_dialback_feature));
+      features.add_child("dialback", std::string(ns_dialback_feature));
     }
     xml::serialize_to(data, features);
     connection_->send(std::move(data));
