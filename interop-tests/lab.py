@@ -2,17 +2,17 @@
 
     from lab import Lab, ProsodyClient
 
-    with Lab() as lab:                                   # or: lab = Lab(); self.addCleanup(lab.close)
-        prosody = lab.prosody("prosody.test")            # own 127.0.0.x, certificate, DNS records
+    with Lab() as lab:          # in a TestCase: self.lab = Lab(); self.addCleanup(self.lab.close)
+        prosody = lab.prosody("prosody.test")  # own 127.0.0.x, certificate, DNS records
         lab.dns.add_domain("parley.test", "127.0.0.1",
                            srv=[(0, 5, parley_s2s_port, "parley.test")])
-        lab.dns.start()                                  # (re)start after changing records
+        lab.dns.start()                        # (re)start after changing records
         cert, key = lab.issue_certificate("parley.test")
         prosody.start()
         prosody.register("juliet", "secret")
         # parleyd's config: s2s.dns_servers = [lab.dns_server], s2s.ca_file = lab.ca.cert
         client = ProsodyClient(prosody, "juliet", "secret")
-        await client.login()                             # slixmpp on Prosody's c2s
+        await client.login()                   # slixmpp on Prosody's c2s
 
 Pieces (each usable alone):
 
@@ -276,7 +276,8 @@ class DnsServer:
         """records: [(priority, weight, port, target)]; target "." means no service."""
         for priority, weight, port, target in records:
             target = "." if target == "." else target.rstrip(".") + "."
-            self.add_record(f"{service}._tcp.{domain}", "SRV", f"{priority} {weight} {port} {target}")
+            self.add_record(f"{service}._tcp.{domain}", "SRV",
+                            f"{priority} {weight} {port} {target}")
 
     def add_domain(self, domain, address=None, srv=(), srvs=(), client_srv=(), a=(), aaaa=()):
         """The records of an XMPP domain: its own address (A or AAAA by form)
@@ -507,7 +508,8 @@ class Prosody:
         self.config_path.write_text(self.config())
         mark = self._log.mark()
         self.process = subprocess.Popen(
-            [_system_program("prosody"), "-F", "--config", str(self.config_path)], cwd=self.directory,
+            [_system_program("prosody"), "-F", "--config", str(self.config_path)],
+            cwd=self.directory,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, errors="replace", preexec_fn=_die_with_parent)
         self._log.follow(self.process)
