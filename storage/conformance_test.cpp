@@ -703,6 +703,125 @@ TEST_P(StorageConformance, ConcurrentRosterChangesGetDistinctVersions) {
   EXPECT_EQ(accounts().list("example.org").size(), static_cast<std::size_t>(threads * per_thread));
 }
 
+// ---- ArchiveStore ------------------------------------------------------------
+
+ArchivedMessage archived(int n, std::int64_t timestamp, const std::string& with = "bob@example.org") {
+  return {"id-" + std::to_string(n), timestamp, with, "<message><body>" + std::to_string(n) + "</body></message>"};
+}
+
+std::vector<std::string> ids(const ArchivePage& page) {
+  std::vector<std::string> result;
+  for (const auto& message : page.messages) result.push_back(message.id);
+  return result;
+}
+
+TEST_P(StorageConformance, ArchiveKeepsMessagesInTimeOrderWithArrivalBreakingTies) {
+  auto& archive = storage().archive();
+  const std::string owner = "alice@example.org";
+  ASSERT_TRUE(archive.append(owner, archived(1, 2000)));
+  ASSERT_TRUE(archive.append(owner, archived(2, 1000)));  // older, arrived later
+  ASSERT_TRUE(archive.append(owner, archived(3, 2000)));
+  EXPECT_FALSE(archive.append(owner, archived(3, 5000)));  // the id is taken
+  ASSERT_TRUE(archive.append("carol@example.org", archived(3, 1500)));
+  const auto page = archive.query(owner, {});
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"id-2", "id-1", "id-3"}));
+  EXPECT_EQ(page->messages.front(), archived(2, 1000));
+  EXPECT_TRUE(page->complete);
+  EXPECT_EQ(page->count, 3u);
+  EXPECT_EQ(archive.query("nobody@example.org", {})->count, 0u);
+}
+
+TEST_P(StorageConformance, ArchivePagesForwardAndBackwardWithoutGapsOrRepeats) {
+  auto& archive = storage().archive();
+  const std::string owner = "alice@example.org";
+  for (int n = 0; n < 25; ++n) {
+    // Pairs of messages share a timestamp, so the (timestamp, arrival) bound matters.
+    ASSERT_TRUE(archive.append(owner, archived(n, 1000 + n / 2, n % 3 == 0 ? "carol@example.org" : "bob@example.org")));
+  }
+  std::vector<std::string> forward;
+  ArchiveQuery query;
+  query.max = 7;
+  for (;;) {
+    const auto page = archive.query(owner, query);
+    ASSERT_TRUE(page.has_value());
+    EXPECT_EQ(page->count, 25u);
+    for (const auto& id : ids(*page)) forward.push_back(id);
+    if (page->complete) break;
+    query.after_id = page->messages.back().id;
+  }
+  std::vector<std::string> expected;
+  for (int n = 0; n < 25; ++n) expected.push_back("id-" + std::to_string(n));
+  EXPECT_EQ(forward, expected);
+
+  std::vector<std::string> backward;
+  ArchiveQuery from_end;
+  from_end.max = 10;
+  from_end.last = true;
+  for (;;) {
+    const auto page = archive.query(owner, from_end);
+    ASSERT_TRUE(page.has_value());
+    auto page_ids = ids(*page);
+    backward.insert(backward.begin(), page_ids.begin(), page_ids.end());
+    if (page->complete) break;
+    from_end.before_id = page->messages.front().id;
+  }
+  EXPECT_EQ(backward, expected);
+
+  ArchiveQuery unknown;
+  unknown.after_id = "no-such-id";
+  EXPECT_FALSE(archive.query(owner, unknown).has_value());
+}
+
+TEST_P(StorageConformance, ArchiveFiltersByWithAndInclusiveTimeRange) {
+  auto& archive = storage().archive();
+  const std::string owner = "alice@example.org";
+  for (int n = 0; n < 10; ++n) {
+    ASSERT_TRUE(archive.append(owner, archived(n, 100 * n, n % 2 == 0 ? "bob@example.org" : "carol@example.org")));
+  }
+  ArchiveQuery with_carol;
+  with_carol.with = "carol@example.org";
+  EXPECT_EQ(ids(*archive.query(owner, with_carol)),
+            (std::vector<std::string>{"id-1", "id-3", "id-5", "id-7", "id-9"}));
+  ArchiveQuery range;
+  range.start = 200;
+  range.end = 500;
+  const auto in_range = archive.query(owner, range);
+  EXPECT_EQ(ids(*in_range), (std::vector<std::string>{"id-2", "id-3", "id-4", "id-5"}));
+  EXPECT_EQ(in_range->count, 4u);
+  range.with = "bob@example.org";
+  range.max = 1;
+  const auto first = archive.query(owner, range);
+  EXPECT_EQ(ids(*first), std::vector<std::string>{"id-2"});
+  EXPECT_FALSE(first->complete);
+  EXPECT_EQ(first->count, 2u);
+  range.after_id = "id-2";
+  const auto second = archive.query(owner, range);
+  EXPECT_EQ(ids(*second), std::vector<std::string>{"id-4"});
+  EXPECT_TRUE(second->complete);
+}
+
+TEST_P(StorageConformance, ArchiveTrimKeepsTheNewestAndPrefsAreStored) {
+  auto& archive = storage().archive();
+  const std::string owner = "alice@example.org";
+  for (int n = 0; n < 6; ++n) ASSERT_TRUE(archive.append(owner, archived(n, 10 * (6 - n % 3))));
+  // Timestamps 60 50 40 60 50 40: by (time, arrival) id-2 id-5 id-1 id-4 id-0 id-3.
+  EXPECT_EQ(archive.trim(owner, 4), 2u);
+  EXPECT_EQ(ids(*archive.query(owner, {})), (std::vector<std::string>{"id-1", "id-4", "id-0", "id-3"}));
+  EXPECT_EQ(archive.trim(owner, 4), 0u);
+
+  EXPECT_FALSE(archive.prefs(owner).has_value());
+  const ArchivePrefs prefs{"roster", {"bob@example.org", "carol@example.org"}, {"spam.example"}};
+  archive.set_prefs(owner, prefs);
+  EXPECT_EQ(archive.prefs(owner), prefs);
+  archive.set_prefs(owner, ArchivePrefs{"never", {}, {}});
+  EXPECT_EQ(archive.prefs(owner), (ArchivePrefs{"never", {}, {}}));
+
+  archive.remove_owner(owner);
+  EXPECT_EQ(archive.query(owner, {})->count, 0u);
+  EXPECT_FALSE(archive.prefs(owner).has_value());
+}
+
 // ---- MucStore ----------------------------------------------------------------
 
 TEST_P(StorageConformance, MucRoomIsStoredReplacedAndListedByService) {

@@ -34,6 +34,16 @@ struct State {
     std::map<std::string, MucAffiliation> affiliations;  // by jid
   };
   std::map<std::string, std::map<std::string, StoredRoom>> muc_rooms;  // service -> name -> room
+  struct StoredMessage {
+    ArchivedMessage message;
+    std::int64_t sequence = 0;  // arrival order, for equal timestamps
+  };
+  struct OwnerArchive {
+    std::vector<StoredMessage> messages;  // by (timestamp, sequence)
+    std::optional<ArchivePrefs> prefs;
+  };
+  std::unordered_map<std::string, OwnerArchive> archives;
+  std::int64_t archive_sequence = 0;
 };
 
 class MemoryAccounts final : public AccountStore {
@@ -358,14 +368,99 @@ class MemoryMuc final : public MucStore {
   State& state_;
 };
 
+class MemoryArchive final : public ArchiveStore {
+ public:
+  explicit MemoryArchive(State& state) : state_(state) {}
+
+  bool append(const std::string& owner, const ArchivedMessage& message) override {
+    std::lock_guard lock(state_.mutex);
+    auto& messages = state_.archives[owner].messages;
+    if (std::ranges::any_of(messages, [&](const auto& stored) { return stored.message.id == message.id; }))
+      return false;
+    State::StoredMessage stored{message, ++state_.archive_sequence};
+    const auto position = std::ranges::upper_bound(messages, key(stored), {}, key);
+    messages.insert(position, std::move(stored));
+    return true;
+  }
+
+  std::optional<ArchivePage> query(const std::string& owner, const ArchiveQuery& query) override {
+    std::lock_guard lock(state_.mutex);
+    static const std::vector<State::StoredMessage> none;
+    const auto found = state_.archives.find(owner);
+    const auto& messages = found == state_.archives.end() ? none : found->second.messages;
+    auto bound = [&](const std::optional<std::string>& id) -> std::optional<std::optional<Key>> {
+      if (!id) return std::optional<Key>{};
+      const auto at = std::ranges::find(messages, *id, [](const auto& stored) { return stored.message.id; });
+      if (at == messages.end()) return std::nullopt;
+      return std::optional<Key>{key(*at)};
+    };
+    const auto after = bound(query.after_id);
+    const auto before = bound(query.before_id);
+    if (!after || !before) return std::nullopt;
+    ArchivePage page;
+    std::vector<const ArchivedMessage*> selected;
+    for (const auto& stored : messages) {
+      const auto& message = stored.message;
+      if (query.with && message.with != *query.with) continue;
+      if (query.start && message.timestamp < *query.start) continue;
+      if (query.end && message.timestamp > *query.end) continue;
+      ++page.count;
+      if (*after && !(key(stored) > **after)) continue;
+      if (*before && !(key(stored) < **before)) continue;
+      selected.push_back(&message);
+    }
+    page.complete = selected.size() <= query.max;
+    const bool from_end = query.last || query.before_id.has_value();
+    const std::size_t take = std::min(selected.size(), query.max);
+    const std::size_t first = from_end ? selected.size() - take : 0;
+    for (std::size_t i = first; i < first + take; ++i) page.messages.push_back(*selected[i]);
+    return page;
+  }
+
+  std::size_t trim(const std::string& owner, std::size_t keep) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.archives.find(owner);
+    if (found == state_.archives.end() || found->second.messages.size() <= keep) return 0;
+    auto& messages = found->second.messages;
+    const std::size_t removed = messages.size() - keep;
+    messages.erase(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(removed));
+    return removed;
+  }
+
+  void remove_owner(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    state_.archives.erase(owner);
+  }
+
+  std::optional<ArchivePrefs> prefs(const std::string& owner) override {
+    std::lock_guard lock(state_.mutex);
+    const auto found = state_.archives.find(owner);
+    if (found == state_.archives.end()) return std::nullopt;
+    return found->second.prefs;
+  }
+
+  void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {
+    std::lock_guard lock(state_.mutex);
+    state_.archives[owner].prefs = prefs;
+  }
+
+ private:
+  using Key = std::pair<std::int64_t, std::int64_t>;
+  static Key key(const State::StoredMessage& stored) { return {stored.message.timestamp, stored.sequence}; }
+
+  State& state_;
+};
+
 class MemoryStorage final : public Storage {
  public:
-  MemoryStorage() : accounts_(state_), roster_(state_), offline_(state_), muc_(state_) {}
+  MemoryStorage()
+      : accounts_(state_), roster_(state_), offline_(state_), muc_(state_), archive_(state_) {}
 
   AccountStore& accounts() override { return accounts_; }
   RosterStore& roster() override { return roster_; }
   OfflineStore& offline() override { return offline_; }
   MucStore& muc() override { return muc_; }
+  ArchiveStore& archive() override { return archive_; }
   void flush() override {}
   std::string backend_name() const override { return "memory"; }
 
@@ -375,6 +470,7 @@ class MemoryStorage final : public Storage {
   MemoryRoster roster_;
   MemoryOffline offline_;
   MemoryMuc muc_;
+  MemoryArchive archive_;
 };
 
 }  // namespace

@@ -2,8 +2,11 @@
 
 #include <cppconn/exception.h>
 
+#include <algorithm>
+
 #include "storage/backend_support.hpp"
 #include "storage/mysql/connection.hpp"
+#include "storage/sql/archive_sql.hpp"
 
 namespace parley::storage::mysql {
 
@@ -630,10 +633,138 @@ class MysqlMuc final : public MucStore {
 
 // ---- the backend -------------------------------------------------------------------
 
+// ---- message archive ---------------------------------------------------------
+
+class MysqlArchive final : public ArchiveStore {
+ public:
+  explicit MysqlArchive(Pool& pool) : pool_(pool) {}
+
+  bool append(const std::string& owner, const ArchivedMessage& message) override {
+    return pool_.run(Mode::single_statement, [&](Connection& connection) {
+      return Query(connection,
+                   "INSERT IGNORE INTO archive_messages (owner, id, timestamp, with_jid, stanza)"
+                   " VALUES (?, ?, ?, ?, ?)")
+                 .bind(owner)
+                 .bind(message.id)
+                 .bind(message.timestamp)
+                 .bind(message.with)
+                 .bind(message.stanza)
+                 .run() > 0;
+    });
+  }
+
+  std::optional<ArchivePage> query(const std::string& owner, const ArchiveQuery& query) override {
+    return pool_.run(Mode::transaction, [&](Connection& connection) -> std::optional<ArchivePage> {
+      struct Bound {
+        std::int64_t timestamp, seq;
+      };
+      auto locate = [&](const std::optional<std::string>& id) -> std::optional<std::optional<Bound>> {
+        if (!id) return std::optional<Bound>{};
+        Query found(connection,
+                    "SELECT timestamp, seq FROM archive_messages WHERE owner = ? AND id = ?");
+        if (!found.bind(owner).bind(*id).step()) return std::nullopt;
+        return std::optional<Bound>{Bound{found.integer(0), found.integer(1)}};
+      };
+      const auto after = locate(query.after_id);
+      const auto before = locate(query.before_id);
+      if (!after || !before) return std::nullopt;
+      auto bind_filters = [&](Query& statement) {
+        statement.bind(owner);
+        if (query.with) statement.bind(*query.with);
+        if (query.start) statement.bind(*query.start);
+        if (query.end) statement.bind(*query.end);
+      };
+      ArchivePage page;
+      {
+        Query count(connection, sql::archive_count_sql(query));
+        bind_filters(count);
+        count.step();
+        page.count = static_cast<std::size_t>(count.integer(0));
+      }
+      Query rows(connection, sql::archive_page_sql(query, after->has_value(), before->has_value()));
+      bind_filters(rows);
+      for (const auto& bound : {*after, *before}) {
+        if (bound) rows.bind(bound->timestamp).bind(bound->timestamp).bind(bound->seq);
+      }
+      rows.bind(static_cast<std::int64_t>(query.max) + 1);
+      while (rows.step()) {
+        page.messages.push_back(
+            ArchivedMessage{rows.text(0), rows.integer(1), rows.text(2), rows.text(3)});
+      }
+      page.complete = page.messages.size() <= query.max;
+      if (!page.complete) page.messages.pop_back();
+      if (query.last || query.before_id) std::ranges::reverse(page.messages);
+      return page;
+    });
+  }
+
+  std::size_t trim(const std::string& owner, std::size_t keep) override {
+    return pool_.run(Mode::transaction, [&](Connection& connection) -> std::size_t {
+      std::int64_t timestamp = 0;
+      std::int64_t seq = 0;
+      {
+        Query newest_dropped(connection,
+                             "SELECT timestamp, seq FROM archive_messages WHERE owner = ?"
+                             " ORDER BY timestamp DESC, seq DESC LIMIT 1 OFFSET ?");
+        if (!newest_dropped.bind(owner).bind(static_cast<std::int64_t>(keep)).step()) return 0;
+        timestamp = newest_dropped.integer(0);
+        seq = newest_dropped.integer(1);
+      }
+      return static_cast<std::size_t>(
+          Query(connection,
+                "DELETE FROM archive_messages WHERE owner = ?"
+                " AND (timestamp < ? OR (timestamp = ? AND seq <= ?))")
+              .bind(owner)
+              .bind(timestamp)
+              .bind(timestamp)
+              .bind(seq)
+              .run());
+    });
+  }
+
+  void remove_owner(const std::string& owner) override {
+    pool_.run(Mode::transaction, [&](Connection& connection) {
+      Query(connection, "DELETE FROM archive_messages WHERE owner = ?").bind(owner).run();
+      Query(connection, "DELETE FROM archive_prefs WHERE owner = ?").bind(owner).run();
+    });
+  }
+
+  std::optional<ArchivePrefs> prefs(const std::string& owner) override {
+    return pool_.run(Mode::single_statement, [&](Connection& connection) -> std::optional<ArchivePrefs> {
+      Query query(connection,
+                  "SELECT default_policy, always_jids, never_jids FROM archive_prefs WHERE owner = ?");
+      if (!query.bind(owner).step()) return std::nullopt;
+      return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)),
+                          sql::split_jid_list(query.text(2))};
+    });
+  }
+
+  void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {
+    pool_.run(Mode::single_statement, [&](Connection& connection) {
+      Query(connection,
+            "REPLACE INTO archive_prefs (owner, default_policy, always_jids, never_jids)"
+            " VALUES (?, ?, ?, ?)")
+          .bind(owner)
+          .bind(prefs.default_policy)
+          .bind(sql::join_jid_list(prefs.always))
+          .bind(sql::join_jid_list(prefs.never))
+          .run();
+    });
+  }
+
+ private:
+  Pool& pool_;
+};
+
 class MysqlStorage final : public Storage {
  public:
   MysqlStorage(const std::string& uri, std::span<const sql::Migration> migrations)
-      : pool_(parse_uri(uri)), accounts_(pool_), roster_(pool_), offline_(pool_), muc_(pool_) {
+      : pool_(parse_uri(uri)),
+        accounts_(pool_),
+        roster_(pool_),
+        offline_(pool_),
+        muc_(pool_),
+        archive_(pool_) {
     migrate(pool_, migrations);
   }
 
@@ -641,6 +772,7 @@ class MysqlStorage final : public Storage {
   RosterStore& roster() override { return roster_; }
   OfflineStore& offline() override { return offline_; }
   MucStore& muc() override { return muc_; }
+  ArchiveStore& archive() override { return archive_; }
 
   // Every change was committed when its call returned; InnoDB's redo log
   // makes it durable.
@@ -654,6 +786,7 @@ class MysqlStorage final : public Storage {
   MysqlRoster roster_;
   MysqlOffline offline_;
   MysqlMuc muc_;
+  MysqlArchive archive_;
 };
 
 }  // namespace

@@ -18,6 +18,7 @@ constexpr Placeholder sqlite_placeholders[] = {
     {"account_part", "TEXT"},
     {"bare_jid", "TEXT"},
     {"short_text", "TEXT"},
+    {"archive_id", "TEXT"},
     {"text", "TEXT"},
     {"blob", "BLOB"},
     {"keyed_table", "WITHOUT ROWID"},
@@ -31,6 +32,7 @@ constexpr Placeholder mysql_placeholders[] = {
     {"account_part", "VARBINARY(1023)"},
     {"bare_jid", "VARBINARY(2047)"},
     {"short_text", "VARCHAR(32)"},
+    {"archive_id", "VARBINARY(64)"},
     {"text", "MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"},
     {"blob", "BLOB"},
     {"keyed_table", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
@@ -153,6 +155,35 @@ const std::vector<Migration>& all_migrations() {
               " reason {text} NOT NULL,"
               " PRIMARY KEY (room_id, jid),"
               " FOREIGN KEY (room_id) REFERENCES muc_rooms (id) ON DELETE CASCADE"
+              ") {keyed_table}",
+          },
+      },
+      // Messages are read by owner and time: (owner, timestamp, seq) is the
+      // order of every page. A filter on with_jid scans the owner's time
+      // range (an index with it would pass InnoDB's 3072-byte key limit).
+      // Preference lists are newline-separated JIDs.
+      {
+          3,
+          "message archives and archiving preferences",
+          {
+              "CREATE TABLE archive_messages ("
+              " seq {serial_pk},"
+              " owner {bare_jid} NOT NULL,"
+              " id {archive_id} NOT NULL,"
+              " timestamp {bigint} NOT NULL,"
+              " with_jid {bare_jid} NOT NULL,"
+              " stanza {text} NOT NULL"
+              ") {table}",
+
+              "CREATE UNIQUE INDEX archive_messages_by_id ON archive_messages (owner, id)",
+
+              "CREATE INDEX archive_messages_by_time ON archive_messages (owner, timestamp, seq)",
+
+              "CREATE TABLE archive_prefs ("
+              " owner {bare_jid} NOT NULL PRIMARY KEY,"
+              " default_policy {short_text} NOT NULL,"
+              " always_jids {text} NOT NULL,"
+              " never_jids {text} NOT NULL"
               ") {keyed_table}",
           },
       },

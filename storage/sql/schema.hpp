@@ -5,7 +5,7 @@
 // VARBINARY key columns that fit InnoDB's index limit, and ENGINE=InnoDB).
 //
 // Placeholders: {bigint} {bool} {serial_pk} {account_part} {bare_jid}
-// {short_text} {text} {blob} {keyed_table} {table}.
+// {short_text} {archive_id} {text} {blob} {keyed_table} {table}.
 //
 // A database records the number of the last migration applied in the table
 // created by version_table; a backend applies the missing ones in order at

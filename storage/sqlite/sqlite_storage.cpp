@@ -1,8 +1,10 @@
 #include "storage/sqlite/sqlite_storage.hpp"
 
+#include <algorithm>
 #include <mutex>
 
 #include "storage/backend_support.hpp"
+#include "storage/sql/archive_sql.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace parley::storage::sqlite {
@@ -656,6 +658,131 @@ class SqliteMuc final : public MucStore {
   Database& database_;
 };
 
+// ---- message archive -----------------------------------------------------
+
+class SqliteArchive final : public ArchiveStore {
+ public:
+  explicit SqliteArchive(Database& database) : database_(database) {}
+
+  bool append(const std::string& owner, const ArchivedMessage& message) override {
+    std::lock_guard lock(database_.mutex);
+    Query(database_.connection.cached(
+              "INSERT OR IGNORE INTO archive_messages (owner, id, timestamp, with_jid, stanza)"
+              " VALUES (?, ?, ?, ?, ?)"))
+        .bind(owner)
+        .bind(message.id)
+        .bind(message.timestamp)
+        .bind(message.with)
+        .bind(message.stanza)
+        .run();
+    return database_.connection.changes() > 0;
+  }
+
+  std::optional<ArchivePage> query(const std::string& owner, const ArchiveQuery& query) override {
+    std::lock_guard lock(database_.mutex);
+    auto& connection = database_.connection;
+    Transaction transaction(connection, Kind::read);
+    struct Bound {
+      std::int64_t timestamp, seq;
+    };
+    auto locate = [&](const std::optional<std::string>& id) -> std::optional<std::optional<Bound>> {
+      if (!id) return std::optional<Bound>{};
+      Query found(connection.cached(
+          "SELECT timestamp, seq FROM archive_messages WHERE owner = ? AND id = ?"));
+      if (!found.bind(owner).bind(*id).step()) return std::nullopt;
+      return std::optional<Bound>{Bound{found.integer(0), found.integer(1)}};
+    };
+    const auto after = locate(query.after_id);
+    const auto before = locate(query.before_id);
+    if (!after || !before) return std::nullopt;
+    auto bind_filters = [&](Query& statement) {
+      statement.bind(owner);
+      if (query.with) statement.bind(*query.with);
+      if (query.start) statement.bind(*query.start);
+      if (query.end) statement.bind(*query.end);
+    };
+    ArchivePage page;
+    {
+      Query count(connection.cached(sql::archive_count_sql(query)));
+      bind_filters(count);
+      count.step();
+      page.count = static_cast<std::size_t>(count.integer(0));
+    }
+    Query rows(connection.cached(sql::archive_page_sql(query, after->has_value(), before->has_value())));
+    bind_filters(rows);
+    for (const auto& bound : {*after, *before}) {
+      if (bound) rows.bind(bound->timestamp).bind(bound->timestamp).bind(bound->seq);
+    }
+    rows.bind(static_cast<std::int64_t>(query.max) + 1);
+    while (rows.step()) {
+      page.messages.push_back(
+          ArchivedMessage{rows.text(0), rows.integer(1), rows.text(2), rows.text(3)});
+    }
+    page.complete = page.messages.size() <= query.max;
+    if (!page.complete) page.messages.pop_back();
+    if (query.last || query.before_id) std::ranges::reverse(page.messages);
+    return page;
+  }
+
+  std::size_t trim(const std::string& owner, std::size_t keep) override {
+    std::lock_guard lock(database_.mutex);
+    auto& connection = database_.connection;
+    Transaction transaction(connection, Kind::write);
+    std::int64_t timestamp = 0;
+    std::int64_t seq = 0;
+    {
+      Query newest_dropped(connection.cached(
+          "SELECT timestamp, seq FROM archive_messages WHERE owner = ?"
+          " ORDER BY timestamp DESC, seq DESC LIMIT 1 OFFSET ?"));
+      if (!newest_dropped.bind(owner).bind(static_cast<std::int64_t>(keep)).step()) return 0;
+      timestamp = newest_dropped.integer(0);
+      seq = newest_dropped.integer(1);
+    }
+    Query(connection.cached("DELETE FROM archive_messages WHERE owner = ?"
+                            " AND (timestamp < ? OR (timestamp = ? AND seq <= ?))"))
+        .bind(owner)
+        .bind(timestamp)
+        .bind(timestamp)
+        .bind(seq)
+        .run();
+    const auto removed = static_cast<std::size_t>(connection.changes());
+    transaction.commit();
+    return removed;
+  }
+
+  void remove_owner(const std::string& owner) override {
+    std::lock_guard lock(database_.mutex);
+    auto& connection = database_.connection;
+    Transaction transaction(connection, Kind::write);
+    Query(connection.cached("DELETE FROM archive_messages WHERE owner = ?")).bind(owner).run();
+    Query(connection.cached("DELETE FROM archive_prefs WHERE owner = ?")).bind(owner).run();
+    transaction.commit();
+  }
+
+  std::optional<ArchivePrefs> prefs(const std::string& owner) override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT default_policy, always_jids, never_jids FROM archive_prefs WHERE owner = ?"));
+    if (!query.bind(owner).step()) return std::nullopt;
+    return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)), sql::split_jid_list(query.text(2))};
+  }
+
+  void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {
+    std::lock_guard lock(database_.mutex);
+    Query(database_.connection.cached(
+              "INSERT OR REPLACE INTO archive_prefs (owner, default_policy, always_jids, never_jids)"
+              " VALUES (?, ?, ?, ?)"))
+        .bind(owner)
+        .bind(prefs.default_policy)
+        .bind(sql::join_jid_list(prefs.always))
+        .bind(sql::join_jid_list(prefs.never))
+        .run();
+  }
+
+ private:
+  Database& database_;
+};
+
 // ---- the backend ---------------------------------------------------------
 
 class SqliteStorage final : public Storage {
@@ -665,7 +792,8 @@ class SqliteStorage final : public Storage {
         accounts_(database_),
         roster_(database_),
         offline_(database_),
-        muc_(database_) {
+        muc_(database_),
+        archive_(database_) {
     migrate(database_.connection, migrations);
   }
 
@@ -673,6 +801,7 @@ class SqliteStorage final : public Storage {
   RosterStore& roster() override { return roster_; }
   OfflineStore& offline() override { return offline_; }
   MucStore& muc() override { return muc_; }
+  ArchiveStore& archive() override { return archive_; }
 
   void flush() override {
     std::lock_guard lock(database_.mutex);
@@ -689,6 +818,7 @@ class SqliteStorage final : public Storage {
   SqliteRoster roster_;
   SqliteOffline offline_;
   SqliteMuc muc_;
+  SqliteArchive archive_;
 };
 
 }  // namespace
