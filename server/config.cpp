@@ -54,7 +54,7 @@ class Loader {
 
     check_keys(root, "at top level",
                {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log", "admin_socket",
-                "shards", "workers", "s2s"});
+                "shards", "workers", "s2s", "components"});
 
     const auto hosts = require(root, "hosts", "at top level");
     read_hosts(hosts, config);
@@ -67,6 +67,7 @@ class Loader {
     if (const auto limits = root["limits"]) read_limits(limits, config.limits);
     if (const auto log = root["log"]) read_log(log, config.log);
     if (const auto s2s = root["s2s"]) read_s2s(s2s, config.s2s);
+    if (const auto components = root["components"]) read_components(components, config);
     if (const auto admin_socket = root["admin_socket"]) config.admin_socket = read_socket_path(admin_socket);
     if (const auto shards = root["shards"]) {
       config.shards =
@@ -199,9 +200,13 @@ class Loader {
       check_keys(item, "in " + where, {"module", "address", "port", "tls"});
       ListenerConfig listener;
       if (const auto module = item["module"]) {
-        listener.module = read_string(module, "module must be c2s or s2s");
-        if (listener.module != "c2s" && listener.module != "s2s")
-          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s or s2s)");
+        listener.module = read_string(module, "module must be c2s, s2s or component");
+        if (listener.module != "c2s" && listener.module != "s2s" && listener.module != "component")
+          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s, s2s or component)");
+      }
+      if (listener.module == "component") {
+        listener.port = 5347;
+        listener.tls = TlsMode::none;
       }
       if (const auto address = item["address"]) listener.address = read_address(address);
       if (const auto port = item["port"]) {
@@ -210,6 +215,12 @@ class Loader {
       if (const auto tls = item["tls"]) listener.tls = read_tls_mode(tls);
       if (listener.module == "s2s" && listener.tls == TlsMode::starttls_optional) {
         fail(item["tls"], "s2s listeners require TLS: tls must be starttls or direct");
+      }
+      if (listener.module == "component" && listener.tls != TlsMode::none && listener.tls != TlsMode::direct) {
+        fail(item["tls"], "component listeners take tls: none or direct");
+      }
+      if (listener.module != "component" && listener.tls == TlsMode::none) {
+        fail(item["tls"], "tls: none is only for component listeners");
       }
       if (!endpoints.emplace(listener.address, listener.port).second) {
         fail(item, "duplicate listener " + endpoint_name(listener));
@@ -240,8 +251,9 @@ class Loader {
   }
 
   TlsMode read_tls_mode(const YAML::Node& node) const {
-    const auto reason = "tls must be one of: starttls, starttls_optional, direct";
+    const auto reason = "tls must be one of: starttls, starttls_optional, direct, none";
     const auto text = read_string(node, reason);
+    if (text == "none") return TlsMode::none;
     if (text == "starttls") return TlsMode::starttls_required;
     if (text == "starttls_optional") return TlsMode::starttls_optional;
     if (text == "direct") return TlsMode::direct;
@@ -499,6 +511,34 @@ class Loader {
           fail(entry.first, "duplicate s2s.domains entry for '" + domain + "'");
         }
       }
+    }
+  }
+
+  void read_components(const YAML::Node& node, Config& config) {
+    if (node.IsNull()) return;
+    if (!node.IsSequence()) fail(node, "components must be a list of {domain, secret, replace}");
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const auto item = node[i];
+      const auto where = "components[" + std::to_string(i) + "]";
+      if (!item.IsMap()) fail(item, where + " must be a mapping with domain, secret and replace");
+      check_keys(item, "in " + where, {"domain", "secret", "replace"});
+      ComponentConfig component;
+      const auto domain = require(item, "domain", "in " + where);
+      component.domain = read_domain(domain, "component domain");
+      if (std::find(config.hosts.begin(), config.hosts.end(), component.domain) != config.hosts.end()) {
+        fail(domain, "component domain '" + component.domain + "' is one of the hosts");
+      }
+      for (const auto& existing : config.components) {
+        if (existing.domain == component.domain) fail(domain, "duplicate component '" + component.domain + "'");
+      }
+      component.secret = read_string(require(item, "secret", "in " + where), "secret must be a non-empty string");
+      if (const auto replace = item["replace"]) {
+        if (!replace.IsScalar() || (replace.Scalar() != "true" && replace.Scalar() != "false")) {
+          fail(replace, "replace must be true or false");
+        }
+        component.replace = replace.Scalar() == "true";
+      }
+      config.components.push_back(std::move(component));
     }
   }
 

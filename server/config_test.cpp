@@ -139,6 +139,33 @@ TEST_F(ConfigTest, FullConfigRoundTrip) {
   EXPECT_EQ(config.workers, 3u);
 }
 
+TEST_F(ConfigTest, ComponentListenerAndComponents) {
+  const auto config = load(
+      "hosts: [example.org]\n"
+      "listen:\n"
+      "  - {module: c2s}\n"
+      "  - {module: component}\n"
+      "  - {module: component, address: '::1', port: 5348, tls: direct}\n"
+      "certificates:\n"
+      "  - {domain: example.org, cert: example.crt, key: example.key}\n"
+      "components:\n"
+      "  - {domain: IRC.example.org, secret: s3cret}\n"
+      "  - {domain: bridge.example.org, secret: 1234, replace: true}\n");
+  ASSERT_EQ(config.listeners.size(), 3u);
+  EXPECT_EQ(config.listeners[1].module, "component");
+  EXPECT_EQ(config.listeners[1].address, "127.0.0.1");
+  EXPECT_EQ(config.listeners[1].port, 5347);
+  EXPECT_EQ(config.listeners[1].tls, TlsMode::none);
+  EXPECT_EQ(config.listeners[2].port, 5348);
+  EXPECT_EQ(config.listeners[2].tls, TlsMode::direct);
+  ASSERT_EQ(config.components.size(), 2u);
+  EXPECT_EQ(config.components[0].domain, "irc.example.org");
+  EXPECT_EQ(config.components[0].secret, "s3cret");
+  EXPECT_FALSE(config.components[0].replace);
+  EXPECT_EQ(config.components[1].secret, "1234");
+  EXPECT_TRUE(config.components[1].replace);
+}
+
 // The showcase config ./run.sh starts must stay valid, with every module on.
 TEST_F(ConfigTest, ExampleConfigLoads) {
   fs::create_directories("var/certs");
@@ -146,7 +173,7 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   write("var/certs/localhost.key", "key\n");
   const auto config = load_config(PARLEY_EXAMPLE_CONFIG);
   EXPECT_EQ(config.hosts, std::vector<std::string>{"localhost"});
-  ASSERT_EQ(config.listeners.size(), 2u);
+  ASSERT_GE(config.listeners.size(), 2u);
   EXPECT_EQ(config.listeners[0].port, 5222);
   EXPECT_EQ(config.listeners[0].tls, TlsMode::starttls_required);
   EXPECT_EQ(config.listeners[1].port, 5223);
@@ -387,6 +414,29 @@ INSTANTIATE_TEST_SUITE_P(
                   "address must be an IPv4 or IPv6 address"},
         BadConfig{"listener_module", "hosts: [example.org]\nlisten:\n  - {module: s3s}\n", 3,
                   "unsupported listener module 's3s' (expected: c2s"},
+        BadConfig{"listener_component_starttls",
+                  "hosts: [example.org]\nlisten:\n  - {module: component, tls: starttls}\n", 3,
+                  "component listeners take tls: none or direct"},
+        BadConfig{"listener_c2s_without_tls", "hosts: [example.org]\nlisten:\n  - {tls: none}\n", 3,
+                  "tls: none is only for component listeners"},
+        BadConfig{"component_is_a_host", minimal_prefix + "components:\n  - {domain: Example.org, secret: x}\n", 7,
+                  "component domain 'example.org' is one of the hosts"},
+        BadConfig{"component_duplicate",
+                  minimal_prefix + "components:\n  - {domain: irc.example.org, secret: x}\n"
+                                   "  - {domain: irc.example.org, secret: y}\n",
+                  8, "duplicate component 'irc.example.org'"},
+        BadConfig{"component_without_secret", minimal_prefix + "components:\n  - {domain: irc.example.org}\n", 7,
+                  "missing required key 'secret' in components[0]"},
+        BadConfig{"component_empty_secret", minimal_prefix + "components:\n  - domain: irc.example.org\n    secret: ''\n",
+                  8, "secret must be a non-empty string"},
+        BadConfig{"component_bad_replace",
+                  minimal_prefix + "components:\n  - {domain: irc.example.org, secret: x, replace: maybe}\n", 7,
+                  "replace must be true or false"},
+        BadConfig{"component_unknown_key",
+                  minimal_prefix + "components:\n  - {domain: irc.example.org, secret: x, password: y}\n", 7,
+                  "unknown key 'password' in components[0]"},
+        BadConfig{"component_bad_domain", minimal_prefix + "components:\n  - {domain: 'a@b', secret: x}\n", 7,
+                  "invalid component domain"},
         BadConfig{"listener_duplicate",
                   "hosts: [example.org]\n"
                   "listen:\n"
