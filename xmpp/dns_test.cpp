@@ -58,13 +58,15 @@ const std::vector<unsigned char> kProbe = {0x7e, 0x57, 0x01, 0x00, 0, 1, 0, 0, 0
 // started as a child process and killed by PID.
 class Unbound {
  public:
-  explicit Unbound(const std::vector<std::string>& local_data) {
+  // local_data: unbound record lines; refused: names answered REFUSED.
+  explicit Unbound(const std::vector<std::string>& local_data,
+                   const std::vector<std::string>& refused = {}) {
     std::string pattern = (fs::temp_directory_path() / "parley-dns-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
     for (int attempt = 0; attempt < 3 && pid_ < 0; ++attempt) {
       port_ = reserve_port();
-      write_config(local_data);
+      write_config(local_data, refused);
       start();
       if (!wait_until_answering()) kill_child();
     }
@@ -88,7 +90,8 @@ class Unbound {
   }
 
  private:
-  void write_config(const std::vector<std::string>& local_data) const {
+  void write_config(const std::vector<std::string>& local_data,
+                    const std::vector<std::string>& refused) const {
     std::ofstream config(dir_ / "unbound.conf");
     config << "server:\n"
            << "  interface: " << kDnsAddress << "@" << port_ << "\n"
@@ -102,6 +105,7 @@ class Unbound {
            << "  local-zone: \".\" refuse\n  local-zone: \"test.\" static\n"
            << "  local-data: \"test. 300 IN SOA ns.test. admin.test. 1 3600 600 86400 60\"\n";
     for (const auto& line : local_data) config << "  local-data: \"" << line << "\"\n";
+    for (const auto& name : refused) config << "  local-zone: \"" << name << "\" refuse\n";
     config << "remote-control:\n  control-enable: no\n";
   }
 
@@ -172,6 +176,8 @@ const std::vector<std::string> kRecords = {
     "_xmpp-server._tcp.dot.test. SRV 0 0 0 .",
     "_xmpps-server._tcp.halfdot.test. SRV 0 0 0 .",
     "_xmpp-server._tcp.halfdot.test. SRV 0 0 5269 xmpp.halfdot.test.",
+    // Direct TLS only
+    "_xmpps-server._tcp.direct.test. SRV 0 0 5270 xmpp.direct.test.",
     // no SRV at all
     "plain.test. A 127.0.0.10",
     // addresses
@@ -196,7 +202,11 @@ std::vector<std::string> with_large_answer(std::vector<std::string> records) {
 
 class DnsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { unbound_ = new Unbound(with_large_answer(kRecords)); }
+  static void SetUpTestSuite() {
+    unbound_ = new Unbound(with_large_answer(kRecords),
+                           {"_xmpps-server._tcp.halfbroken.test.", "_xmpp-server._tcp.broken.test.",
+                            "broken.test."});
+  }
   static void TearDownTestSuite() {
     delete unbound_;
     unbound_ = nullptr;
@@ -289,6 +299,19 @@ TEST_F(DnsTest, WithoutSrvRecordsTheDomainItselfOnPort5269) {
   EXPECT_EQ(targets(resolver_, "127.0.0.9"), literal);
   const std::vector<Target> v6_literal = {{"::1", 5269, false}};
   EXPECT_EQ(targets(resolver_, "[::1]"), v6_literal);
+}
+
+TEST_F(DnsTest, DirectTlsRecordsAloneAreEnough) {
+  const std::vector<Target> expected = {{"xmpp.direct.test", 5270, true}};
+  EXPECT_EQ(targets(resolver_, "direct.test"), expected);
+}
+
+TEST_F(DnsTest, OnlyTheStarttlsNameDecidesTheFallback) {
+  // _xmpps-server refused, _xmpp-server NXDOMAIN: the domain itself.
+  const std::vector<Target> fallback = {{"halfbroken.test", 5269, false}};
+  EXPECT_EQ(targets(resolver_, "halfbroken.test"), fallback);
+  // _xmpp-server refused: no fallback, the failure is reported.
+  EXPECT_EQ(failure_kind([&] { targets(resolver_, "broken.test"); }), Error::Kind::failure);
 }
 
 TEST_F(DnsTest, TruncatedAnswersAreFetchedOverTcp) {
