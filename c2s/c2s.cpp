@@ -15,9 +15,11 @@
 #include <boost/asio/write.hpp>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "c2s/sasl_session.hpp"
+#include "c2s/stream_management.hpp"
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/sasl.hpp"
@@ -76,6 +78,8 @@ struct Listener::State {
   std::atomic<std::uint64_t> next_id{0};
   mutable std::mutex sessions_mutex;
   std::unordered_set<std::shared_ptr<ClientSession>> sessions;
+  // Streams that may be resumed (XEP-0198), by stream management id.
+  std::unordered_map<std::string, std::weak_ptr<ClientSession>> resumable;
 
   State(std::vector<asio::io_context*> shard_list, Settings s, Services svc)
       : shards(std::move(shard_list)), acceptor(*shards.front()), settings(s), services(svc) {}
@@ -84,6 +88,16 @@ struct Listener::State {
   void forget(const std::shared_ptr<ClientSession>& session) {
     std::lock_guard lock(sessions_mutex);
     sessions.erase(session);
+  }
+  void allow_resumption(const std::string& id, const std::shared_ptr<ClientSession>& session) {
+    std::lock_guard lock(sessions_mutex);
+    resumable[id] = session;
+  }
+  void forbid_resumption(const std::string& id, const ClientSession* session);
+  std::shared_ptr<ClientSession> find_resumable(const std::string& id) {
+    std::lock_guard lock(sessions_mutex);
+    auto found = resumable.find(id);
+    return found == resumable.end() ? nullptr : found->second.lock();
   }
 };
 
@@ -100,6 +114,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         id_(std::move(id)),
         remote_(endpoint_text(socket_)),
         parser_(std::string(xml::ns_client), settings_.max_stanza_size),
+        resume_timer_(executor_),
         wake_writer_(executor_),
         drained_(executor_),
         watchdog_(executor_),
@@ -114,8 +129,12 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   }
 
   void deliver(xml::Element stanza) override {
-    asio::post(executor_, [self = shared_from_this(), stanza = std::move(stanza)]() {
-      if (self->state_ != State::closed) self->send(stanza);
+    asio::post(executor_, [self = shared_from_this(), stanza = std::move(stanza)]() mutable {
+      if (self->resuming_) {
+        self->held_while_resuming_.push_back(std::move(stanza));
+      } else if (!self->finished_) {
+        self->send(stanza);
+      }
     });
   }
 
@@ -151,11 +170,17 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   }
 
   void send(const xml::Element& element) {
-    send_raw(xml::serialize(element));
+    std::string data = xml::serialize(element);
+    if (is_stanza(element)) sm_.sent(data);
+    if (!detached_) send_raw(std::move(data));
   }
 
   // Sends a stream error and the closing tag, then closes once written.
   void end_stream(std::string_view condition, std::string_view text = {}) {
+    if (detached_) {
+      resume_timer_.cancel();  // no longer worth holding for resumption
+      return;
+    }
     if (closing_ || state_ == State::closed) return;
     spdlog::info("c2s {} {}{}: closing stream{}{}{}{}", id_, remote_, jid_.empty() ? "" : " " + jid_.str(),
                  condition.empty() ? "" : " with ", condition, text.empty() ? "" : ": ", text);
@@ -278,6 +303,14 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   }
 
   Task<void> finish() {
+    if (!closing_ && bound_ && sm_.resumable() && !taken_over_) co_await hold_for_resumption();
+    if (taken_over_) {
+      state_ = State::closed;
+      finished_ = true;
+      spdlog::info("c2s {} {} {}: stream resumed on another connection", id_, remote_, jid_.str());
+      listener_->forget(shared_from_this());
+      co_return;
+    }
     if (!closing_) {
       closing_ = true;
       close_deadline_ = Clock::now();
@@ -289,9 +322,52 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
       bound_ = false;
       co_await services_.router.session_closed(jid_, this);
     }
+    finished_ = true;
+    if (sm_.resumable()) listener_->forbid_resumption(sm_.id(), this);
     spdlog::info("c2s {} {}{}: disconnected", id_, remote_, jid_.empty() ? "" : " " + jid_.str());
     listener_->forget(shared_from_this());
   }
+
+  // The connection was lost with resumption enabled: the resource stays
+  // bound and stanzas for it are kept until the client resumes or the
+  // resume timeout passes (XEP-0198 §5).
+  Task<void> hold_for_resumption() {
+    detached_ = true;
+    out_.clear();
+    queued_bytes_ = 0;
+    close_socket();
+    spdlog::info("c2s {} {} {}: connection lost, held {} s for resumption", id_, remote_, jid_.str(),
+                 settings_.resume_timeout.count());
+    resume_timer_.expires_after(settings_.resume_timeout);
+    boost::system::error_code ec;
+    co_await resume_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    detached_ = false;
+  }
+
+ public:
+  struct Resumption {
+    xmpp::Jid jid;
+    StreamManagement sm;
+  };
+  // Runs on this session's shard when another connection resumes it: hands
+  // over the bound resource and the stanzas the client has not acknowledged.
+  Task<std::optional<Resumption>> take_over(std::uint32_t handled, xmpp::Jid account,
+                                            std::shared_ptr<router::Session> successor) {
+    if (finished_ || taken_over_ || !bound_ || jid_.bare() != account || !sm_.acknowledge(handled) ||
+        !services_.router.sessions().transfer(jid_, this, std::move(successor))) {
+      co_return std::nullopt;
+    }
+    taken_over_ = true;
+    bound_ = false;
+    if (detached_) {
+      resume_timer_.cancel();
+    } else {
+      close_socket();  // the client gave up on this connection before we noticed
+    }
+    co_return Resumption{jid_, sm_};
+  }
+
+ private:
 
   Task<void> handle(xml::StreamEvent& event) {
     if (auto* open = std::get_if<xml::StreamOpen>(&event)) {
@@ -359,6 +435,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
       }
     } else if (state_ == State::authenticated) {
       features.add_child("bind", std::string(ns_bind));
+      features.add_child("sm", std::string(ns_sm));
       features.add_child("session", std::string(ns_session)).add_child("optional", std::string(ns_session));
       features.add_child("ver", "urn:xmpp:features:rosterver");
       features.add_child("sub", "urn:xmpp:features:pre-approval");
@@ -388,7 +465,11 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         }
         co_return;
       case State::authenticated:
-        if (element.name() == "iq" && is_stanza(element)) {
+        if (element.is("resume", ns_sm)) {
+          co_await on_resume(element);
+        } else if (element.ns() == ns_sm) {
+          send_raw(sm_failure("unexpected-request"));
+        } else if (element.name() == "iq" && is_stanza(element)) {
           co_await on_pre_bind_iq(std::move(element));
         } else {
           end_stream("not-authorized", "bind a resource first");
@@ -487,7 +568,69 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     co_await services_.router.session_bound(jid_, shared_from_this());
   }
 
+  static std::string sm_failure(std::string_view condition) {
+    return "<failed xmlns='urn:xmpp:sm:3'><" + std::string(condition) +
+           " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
+  }
+
+  void on_stream_management(const xml::Element& element) {
+    if (element.name() == "enable") {
+      if (sm_.enabled()) {
+        send_raw(sm_failure("unexpected-request"));
+        return;
+      }
+      const bool resume = element.attr("resume") == "true" || element.attr("resume") == "1";
+      sm_.enable(resume, resume ? hex(sasl::random_bytes(16)) : std::string());
+      std::string enabled = "<enabled xmlns='urn:xmpp:sm:3'";
+      if (resume) {
+        listener_->allow_resumption(sm_.id(), shared_from_this());
+        enabled += " id='" + sm_.id() + "' resume='true' max='" + std::to_string(settings_.resume_timeout.count()) + "'";
+      }
+      send_raw(enabled + "/>");
+    } else if (element.name() == "r" && sm_.enabled()) {
+      send_raw("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.inbound()) + "'/>");
+    } else if (element.name() == "a" && sm_.enabled()) {
+      auto handled = StreamManagement::parse_h(element.attr("h"));
+      if (!handled || !sm_.acknowledge(*handled)) {
+        end_stream("undefined-condition", "the acknowledgement does not match the stanzas sent");
+      }
+    } else {
+      end_stream("unsupported-stanza-type");
+    }
+  }
+
+  Task<void> on_resume(const xml::Element& resume) {
+    auto handled = StreamManagement::parse_h(resume.attr("h"));
+    auto previous = listener_->find_resumable(std::string(resume.attr("previd")));
+    std::optional<Resumption> resumption;
+    if (handled && previous && previous.get() != this) {
+      // Stanzas routed here once the registry points at us wait until the
+      // unacknowledged ones have been resent, to keep their order.
+      resuming_ = true;
+      resumption = co_await asio::co_spawn(
+          previous->executor_, previous->take_over(*handled, jid_.bare(), shared_from_this()), asio::use_awaitable);
+      resuming_ = false;
+    }
+    if (!resumption) {
+      send_raw(sm_failure("item-not-found"));
+      co_return;
+    }
+    jid_ = resumption->jid;
+    sm_ = std::move(resumption->sm);
+    state_ = State::bound;
+    bound_ = true;
+    listener_->allow_resumption(sm_.id(), shared_from_this());
+    spdlog::info("c2s {} {}: resumed {} ({} stanzas to resend)", id_, remote_, jid_.str(), sm_.unacked().size());
+    send_raw("<resumed xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.inbound()) + "' previd='" + sm_.id() + "'/>");
+    for (const auto& stanza : sm_.unacked()) send_raw(stanza);
+    for (const auto& stanza : std::exchange(held_while_resuming_, {})) send(stanza);
+  }
+
   Task<void> on_bound_element(xml::Element element) {
+    if (element.ns() == ns_sm) {
+      on_stream_management(element);
+      co_return;
+    }
     if (!is_stanza(element)) {
       end_stream("unsupported-stanza-type");
       co_return;
@@ -499,6 +642,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         co_return;
       }
     }
+    sm_.count_inbound();
     if (element.name() == "iq" && element.child("session", ns_session) && element.attr("type") == "set") {
       send(xmpp::iq_result(element));
       co_return;
@@ -526,7 +670,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         end_stream("connection-timeout", "idle for too long");
         continue;
       } else if (header_sent_ && out_.empty() && !writing_ && now - last_write_ >= settings_.keepalive_interval) {
-        send_raw(" ");
+        send_raw(sm_.unacked().empty() ? std::string(" ") : std::string("<r xmlns='urn:xmpp:sm:3'/>"));
       }
       auto next = closing_ ? close_deadline_
                            : std::min({last_read_ + settings_.idle_timeout, last_write_ + settings_.keepalive_interval,
@@ -556,6 +700,13 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   xmpp::Jid jid_;
   int auth_failures_ = 0;
   bool bound_ = false;  // holds jid_ in the session registry until finish()
+  bool finished_ = false;
+  StreamManagement sm_;
+  bool detached_ = false;     // connection lost, waiting for the client to resume
+  bool taken_over_ = false;   // resumed by another connection
+  bool resuming_ = false;     // taking over another connection's stream
+  std::vector<xml::Element> held_while_resuming_;
+  asio::steady_timer resume_timer_;
   bool header_sent_ = false;
   bool closing_ = false;
   Clock::time_point close_deadline_{};
@@ -575,6 +726,12 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   mutable std::mutex tls_info_mutex_;
   std::string tls_version_;
 };
+
+void Listener::State::forbid_resumption(const std::string& id, const ClientSession* session) {
+  std::lock_guard lock(sessions_mutex);
+  auto found = resumable.find(id);
+  if (found != resumable.end() && found->second.lock().get() == session) resumable.erase(found);
+}
 
 Task<void> Listener::State::accept_loop(std::shared_ptr<State> self) {
   for (;;) {

@@ -27,6 +27,7 @@ struct Settings {
   std::chrono::seconds auth_timeout{60};
   std::chrono::seconds idle_timeout{900};
   std::chrono::seconds keepalive_interval{120};
+  std::chrono::seconds resume_timeout{300};  // XEP-0198: how long a lost stream may be resumed
 };
 
 struct Services {

@@ -62,6 +62,16 @@ std::optional<Resource> SessionRegistry::unbind(const xmpp::Jid& full, const Ses
   return std::nullopt;
 }
 
+bool SessionRegistry::transfer(const xmpp::Jid& full, const Session* from, std::shared_ptr<Session> to) {
+  const std::string bare = full.bare_str();
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  Resource* resource = find_resource(shard.by_bare, bare, full);
+  if (!resource || resource->session.get() != from) return false;
+  resource->session = std::move(to);
+  return true;
+}
+
 std::optional<Resource> SessionRegistry::find(const xmpp::Jid& full) const {
   const std::string bare = full.bare_str();
   Shard& shard = shard_for(bare);

@@ -54,6 +54,10 @@ class SessionRegistry {
   // resource's last state, or nullopt when another session took it over.
   std::optional<Resource> unbind(const xmpp::Jid& full, const Session* session);
 
+  // Hands a bound resource, with its presence state, from one session to
+  // another (XEP-0198 resumption). False when 'from' no longer holds it.
+  bool transfer(const xmpp::Jid& full, const Session* from, std::shared_ptr<Session> to);
+
   std::optional<Resource> find(const xmpp::Jid& full) const;
   // All bound resources of an account.
   std::vector<Resource> resources(const xmpp::Jid& bare) const;

@@ -30,6 +30,21 @@ TEST(SessionRegistry, UnbindOnlyRemovesTheSessionThatHoldsTheJid) {
   EXPECT_EQ(registry.count(), 0u);
 }
 
+TEST(SessionRegistry, TransferKeepsPresenceStateAndNeedsTheCurrentHolder) {
+  SessionRegistry registry;
+  auto old_session = std::make_shared<testing::RecordingSession>("old");
+  auto new_session = std::make_shared<testing::RecordingSession>("new");
+  registry.bind(jid("a@h/r"), old_session);
+  registry.set_presence(jid("a@h/r"), std::make_shared<const xml::Element>("presence"), 4);
+  EXPECT_FALSE(registry.transfer(jid("a@h/r"), new_session.get(), new_session));
+  EXPECT_TRUE(registry.transfer(jid("a@h/r"), old_session.get(), new_session));
+  auto resource = registry.find(jid("a@h/r"));
+  EXPECT_EQ(resource->session, new_session);
+  EXPECT_TRUE(resource->available);
+  EXPECT_EQ(resource->priority, 4);
+  EXPECT_FALSE(registry.unbind(jid("a@h/r"), old_session.get()));
+}
+
 TEST(SessionRegistry, PresenceStateIsKeptPerResource) {
   SessionRegistry registry;
   registry.bind(jid("a@h/one"), std::make_shared<testing::RecordingSession>());

@@ -392,7 +392,7 @@ class Loader {
     if (!node.IsMap()) fail(node, "limits must be a mapping");
     check_keys(node, "in limits",
                {"max_stanza_size", "c2s_rate", "c2s_burst", "max_send_queue", "auth_timeout", "idle_timeout",
-                "keepalive_interval"});
+                "keepalive_interval", "resume_timeout"});
     // RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
     if (const auto n = node["max_stanza_size"]) limits.max_stanza_size = read_size(n, 10000, "max_stanza_size");
     if (const auto n = node["c2s_rate"]) limits.c2s_rate = read_size(n, 1, "c2s_rate");
@@ -412,6 +412,7 @@ class Loader {
     seconds("auth_timeout", 3600, limits.auth_timeout);
     seconds("idle_timeout", 86400, limits.idle_timeout);
     seconds("keepalive_interval", 86400, limits.keepalive_interval);
+    seconds("resume_timeout", 86400, limits.resume_timeout);
   }
 
   void read_log(const YAML::Node& node, LogConfig& log) {

@@ -49,6 +49,7 @@ struct Limits {
   std::chrono::seconds auth_timeout{60};          // connect → bound resource
   std::chrono::seconds idle_timeout{900};         // nothing read for this long → connection-timeout
   std::chrono::seconds keepalive_interval{120};   // whitespace sent after this long without writing
+  std::chrono::seconds resume_timeout{300};       // XEP-0198: how long a lost stream may be resumed
 };
 
 // Federation (the s2s section); see docs/configuration.md.

@@ -53,6 +53,7 @@ c2s::Settings c2s_settings(const ListenerConfig& listener, const Limits& limits)
   settings.auth_timeout = limits.auth_timeout;
   settings.idle_timeout = limits.idle_timeout;
   settings.keepalive_interval = limits.keepalive_interval;
+  settings.resume_timeout = limits.resume_timeout;
   return settings;
 }
 
