@@ -50,9 +50,9 @@ bool other_names_match(X509* certificate, std::string_view domain) {
 
 bool certificate_names_domain(X509* certificate, std::string_view domain) {
   if (certificate == nullptr || domain.empty()) return false;
-  const int dns_id = X509_check_host(certificate, domain.data(), domain.size(),
-                                     X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
-                                     nullptr);
+  const int dns_id =
+      X509_check_host(certificate, domain.data(), domain.size(),
+                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr);
   ERR_clear_error();
   return dns_id == 1 || other_names_match(certificate, domain);
 }
@@ -73,7 +73,8 @@ std::string_view describe(CertificateStatus::Outcome outcome) {
 
 TrustStore::TrustStore(const std::string& ca_file) : store_(X509_STORE_new()) {
   if (store_ == nullptr) throw std::runtime_error("cannot allocate a certificate store");
-  const int loaded = ca_file.empty() ? X509_STORE_set_default_paths(store_) : X509_STORE_load_file(store_, ca_file.c_str());
+  const int loaded =
+      ca_file.empty() ? X509_STORE_set_default_paths(store_) : X509_STORE_load_file(store_, ca_file.c_str());
   if (loaded != 1) {
     X509_STORE_free(store_);
     ERR_clear_error();

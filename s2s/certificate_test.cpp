@@ -40,8 +40,8 @@ CertPtr make_certificate(EVP_PKEY* key, const std::string& common_name, X509* is
   X509_gmtime_adj(X509_getm_notAfter(certificate.get()), 3600);
   X509_set_pubkey(certificate.get(), key);
   X509_NAME* name = X509_get_subject_name(certificate.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                             -1, 0);
   X509* signer = issuer ? issuer : certificate.get();
   X509_set_issuer_name(certificate.get(), X509_get_subject_name(signer));
   if (issuer == nullptr) {
@@ -102,8 +102,9 @@ TEST_F(CertificateTest, CommonNameAloneIsNotAnIdentity) {
 }
 
 TEST_F(CertificateTest, XmppAddrAndSrvId) {
-  auto certificate = issue("otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.example.net,"
-                           "otherName:1.3.6.1.5.5.7.8.7;IA5:_xmpp-server.srv.example.net");
+  auto certificate = issue(
+      "otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.example.net,"
+      "otherName:1.3.6.1.5.5.7.8.7;IA5:_xmpp-server.srv.example.net");
   EXPECT_TRUE(certificate_names_domain(certificate.get(), "xmpp.example.net"));
   EXPECT_TRUE(certificate_names_domain(certificate.get(), "srv.example.net"));
   EXPECT_FALSE(certificate_names_domain(certificate.get(), "example.net"));
@@ -126,8 +127,8 @@ TEST_F(CertificateTest, UnknownIssuerIsUntrusted) {
   auto other_ca_key = make_key();
   auto other_ca = make_certificate(other_ca_key.get(), "other ca", nullptr, nullptr, "", "");
   auto key = make_key();
-  auto certificate = make_certificate(key.get(), "leaf", other_ca.get(), other_ca_key.get(), "DNS:example.org",
-                                      "serverAuth");
+  auto certificate =
+      make_certificate(key.get(), "leaf", other_ca.get(), other_ca_key.get(), "DNS:example.org", "serverAuth");
   auto status = store.check(certificate.get(), nullptr, "example.org", false);
   EXPECT_EQ(status.outcome, CertificateStatus::Outcome::untrusted);
   EXPECT_FALSE(status.detail.empty());
@@ -145,9 +146,7 @@ TEST_F(CertificateTest, ServerAuthOnlyCertificateIsAcceptedAsClientCertificate) 
             CertificateStatus::Outcome::untrusted);
 }
 
-TEST(TrustStore, UnreadableFileThrows) {
-  EXPECT_THROW(TrustStore("/nonexistent/ca.pem"), std::runtime_error);
-}
+TEST(TrustStore, UnreadableFileThrows) { EXPECT_THROW(TrustStore("/nonexistent/ca.pem"), std::runtime_error); }
 
 }  // namespace
 }  // namespace parley::s2s

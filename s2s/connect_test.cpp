@@ -72,8 +72,8 @@ asio::awaitable<Outcome> attempt(asio::any_io_executor executor, std::vector<tcp
 
 Outcome connect(std::vector<tcp::endpoint> endpoints, Clock::duration timeout, std::chrono::milliseconds head_start) {
   asio::io_context io;
-  auto future = asio::co_spawn(io, attempt(io.get_executor(), std::move(endpoints), timeout, head_start),
-                               asio::use_future);
+  auto future =
+      asio::co_spawn(io, attempt(io.get_executor(), std::move(endpoints), timeout, head_start), asio::use_future);
   io.run();
   return future.get();
 }

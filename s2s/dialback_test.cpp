@@ -31,7 +31,8 @@ TEST(DialbackKey, VerificationAcceptsOnlyTheRightKey) {
   EXPECT_FALSE(dialback_key_matches(secret, receiving, originating, stream_id, std::string(expected).substr(1)));
   EXPECT_FALSE(dialback_key_matches(secret, receiving, originating, stream_id, ""));
   EXPECT_FALSE(dialback_key_matches(secret, originating, receiving, stream_id, expected));
-  EXPECT_FALSE(dialback_key_matches(secret, receiving, originating, "", dialback_key(secret, receiving, originating, "")));
+  EXPECT_FALSE(
+      dialback_key_matches(secret, receiving, originating, "", dialback_key(secret, receiving, originating, "")));
 }
 
 }  // namespace

@@ -12,8 +12,8 @@
 namespace parley::s2s {
 
 struct DomainPolicy {
-  std::string ca_file;                      // empty: the global one
-  std::string address;                      // "ip:port" to connect to instead of DNS; empty: DNS
+  std::string ca_file;                       // empty: the global one
+  std::string address;                       // "ip:port" to connect to instead of DNS; empty: DNS
   std::optional<bool> secure_auth_required;  // unset: the global setting
 };
 
@@ -46,8 +46,8 @@ struct Policy {
   //   peer_certificate_valid: the peer's certificate is trusted and names it
   // Refuses (AuthMethod::none) when the policy requires a valid peer
   // certificate and it is not, or when nothing offered is acceptable.
-  AuthMethod outbound_method(std::string_view remote_domain, bool our_certificate_valid,
-                             bool peer_certificate_valid, bool offers_external, bool offers_dialback) const;
+  AuthMethod outbound_method(std::string_view remote_domain, bool our_certificate_valid, bool peer_certificate_valid,
+                             bool offers_external, bool offers_dialback) const;
 
   // Inbound <db:result/> from 'originating_domain': accepted from the
   // certificate alone when it is valid for that domain (XEP-0344), verified

@@ -14,8 +14,8 @@ TEST(Endpoint, ParsesIpv4AndBracketedIpv6) {
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->address, "::1");
   EXPECT_EQ(v6->port, 5270);
-  for (const char* bad : {"127.0.0.1", "127.0.0.1:", ":5269", "127.0.0.1:0", "127.0.0.1:65536", "::1:5269",
-                          "[::1]5269", "host:52x9"}) {
+  for (const char* bad :
+       {"127.0.0.1", "127.0.0.1:", ":5269", "127.0.0.1:0", "127.0.0.1:65536", "::1:5269", "[::1]5269", "host:52x9"}) {
     EXPECT_FALSE(parse_endpoint(bad)) << bad;
   }
 }

@@ -75,8 +75,8 @@ std::string header(std::string_view from, std::string_view to, std::string_view 
 }
 
 // <db:result/> or <db:verify/>; 'type' and 'id' only when given, the key as text.
-std::string dialback_element(std::string_view name, std::string_view from, std::string_view to,
-                             std::string_view id, std::string_view type, std::string_view key) {
+std::string dialback_element(std::string_view name, std::string_view from, std::string_view to, std::string_view id,
+                             std::string_view type, std::string_view key) {
   std::string out = "<db:" + std::string(name) + " from='" + xml::escape(from) + "' to='" + xml::escape(to) + "'";
   if (!id.empty()) out += " id='" + xml::escape(id) + "'";
   if (!type.empty()) out += " type='" + xml::escape(type) + "'";
@@ -219,8 +219,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void clear_deadline() { set_deadline(Clock::time_point::max()); }
 
   // Client side: SNI and, for Direct TLS, ALPN xmpp-server (XEP-0368).
-  Task<void> handshake_client(asio::ssl::context& context, const std::string& server_name, bool alpn,
-                              int min_version, const std::string& ciphers) {
+  Task<void> handshake_client(asio::ssl::context& context, const std::string& server_name, bool alpn, int min_version,
+                              const std::string& ciphers) {
     co_await drain();
     tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), context);
     SSL* native = tls_->native_handle();
@@ -481,8 +481,8 @@ struct Manager::State : std::enable_shared_from_this<Manager::State> {
 
 void log_failure(std::string_view id, std::string_view direction, std::string_view local, std::string_view remote,
                  Cause cause, std::string_view detail) {
-  spdlog::warn("s2s {} {} {} {} {}: federation failed: {}: {}", id, direction, local,
-               direction == "out" ? "->" : "<-", remote, describe(cause), detail);
+  spdlog::warn("s2s {} {} {} {} {}: federation failed: {}: {}", id, direction, local, direction == "out" ? "->" : "<-",
+               remote, describe(cause), detail);
 }
 
 // --- dialing a remote server -------------------------------------------------------
@@ -512,8 +512,7 @@ Task<xml::Element> next_element(Connection& connection) {
 }
 
 // Sends our header and reads the peer's header and features.
-Task<void> open_stream(Connection& connection, const std::string& local, const std::string& remote,
-                       Dialed& dialed) {
+Task<void> open_stream(Connection& connection, const std::string& local, const std::string& remote, Dialed& dialed) {
   connection.send(header(local, remote, {}));
   auto event = co_await connection.next_event();
   auto* open = std::get_if<xml::StreamOpen>(&event);
@@ -523,7 +522,6 @@ Task<void> open_stream(Connection& connection, const std::string& local, const s
   dialed.features = co_await next_element(connection);
   if (!dialed.features.is("features", xml::ns_streams)) throw Failure(Cause::stream, "no stream features");
 }
-
 
 // DNS, TCP, TLS (STARTTLS or Direct TLS), certificate check and stream
 // open, trying targets and addresses in order until one works. The
@@ -564,8 +562,8 @@ Task<Dialed> dial(Manager::State& state, std::size_t shard, const std::string& l
       boost::system::error_code ignored;
       const auto endpoint = socket->remote_endpoint(ignored);
       const std::string where = target.host + " " + endpoint.address().to_string() + ":" + std::to_string(target.port);
-      auto connection =
-          std::make_shared<Connection>(std::move(*socket), state.settings.max_stanza_size, state.settings.max_send_queue);
+      auto connection = std::make_shared<Connection>(std::move(*socket), state.settings.max_stanza_size,
+                                                     state.settings.max_send_queue);
       connection->start(log_id);
       connection->set_deadline(deadline);
       spdlog::debug("s2s {}: connected to {}{}", log_id, where, target.direct_tls ? " (direct TLS)" : "");
@@ -592,10 +590,10 @@ Task<Dialed> dial(Manager::State& state, std::size_t shard, const std::string& l
         dialed.peer_certificate = state.trust_for(remote).check_peer(connection->ssl(), remote, false);
         if (!dialed.peer_certificate.valid() && !verify_only && state.settings.policy.requires_secure_auth(remote)) {
           const auto outcome = dialed.peer_certificate.outcome;
-          throw Failure(certificate_cause(outcome), where + ": " + std::string(s2s::describe(outcome)) +
-                                                         (dialed.peer_certificate.detail.empty()
-                                                              ? std::string()
-                                                              : " (" + dialed.peer_certificate.detail + ")"));
+          throw Failure(certificate_cause(outcome),
+                        where + ": " + std::string(s2s::describe(outcome)) +
+                            (dialed.peer_certificate.detail.empty() ? std::string()
+                                                                    : " (" + dialed.peer_certificate.detail + ")"));
         }
         co_await open_stream(*connection, local, remote, dialed);
         co_return dialed;
@@ -654,9 +652,8 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
   void start() { asio::co_spawn(executor_, run(shared_from_this()), asio::detached); }
 
   void deliver(xml::Element stanza) {
-    asio::post(executor_, [self = shared_from_this(), stanza = std::move(stanza)]() mutable {
-      self->take(std::move(stanza));
-    });
+    asio::post(executor_,
+               [self = shared_from_this(), stanza = std::move(stanza)]() mutable { self->take(std::move(stanza)); });
   }
 
   void close(std::string condition) {
@@ -1073,7 +1070,8 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
 
   void on_sasl(const xml::Element& element) {
     const auto fail = [&](std::string_view condition) {
-      connection_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + std::string(condition) + "/></failure>");
+      connection_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + std::string(condition) +
+                        "/></failure>");
     };
     if (!element.is("auth", ns_sasl) || sasl_done_) {
       end_stream("unsupported-stanza-type", {});
@@ -1149,7 +1147,8 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
       log_failure(id_, "in", receiving, originating, failure.cause,
                   std::string("cannot verify the dialback key: ") + failure.what());
     } catch (const std::exception& e) {
-      log_failure(id_, "in", receiving, originating, Cause::tcp, std::string("cannot verify the dialback key: ") + e.what());
+      log_failure(id_, "in", receiving, originating, Cause::tcp,
+                  std::string("cannot verify the dialback key: ") + e.what());
     }
     if (!connection_->is_open() || connection_->closing()) co_return;
     connection_->send(dialback_element("result", receiving, originating, {}, valid ? "valid" : "invalid", {}));
@@ -1163,7 +1162,8 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
     const std::string originating(element.attr("to"));
     const std::string id(element.attr("id"));
     const bool ours = state_->router.serves(originating);
-    const bool valid = ours && dialback_key_matches(state_->settings.secret, receiving, originating, id, element.text());
+    const bool valid =
+        ours && dialback_key_matches(state_->settings.secret, receiving, originating, id, element.text());
     spdlog::info("s2s {} in: dialback verification for {} -> {}: {}", id_, originating, receiving,
                  valid ? "valid" : "invalid");
     connection_->send(dialback_element("verify", originating, receiving, id, valid ? "valid" : "invalid", {}));
@@ -1258,8 +1258,7 @@ Task<void> Manager::State::accept_loop(std::shared_ptr<State> self, tcp::accepto
   for (;;) {
     const std::size_t shard = pick_shard();
     boost::system::error_code ec;
-    tcp::socket socket =
-        co_await acceptor.async_accept(*shards[shard], asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor.async_accept(*shards[shard], asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       spdlog::warn("s2s: accept failed: {}", ec.message());

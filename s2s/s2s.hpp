@@ -19,7 +19,7 @@ namespace parley::s2s {
 
 struct Settings {
   Policy policy;
-  std::string dns_servers;  // c-ares server list "ip:port,ip:port"; empty: resolv.conf
+  std::string dns_servers;                   // c-ares server list "ip:port,ip:port"; empty: resolv.conf
   std::chrono::seconds connect_timeout{30};  // DNS, TCP, TLS and authentication together
   std::chrono::seconds idle_timeout{600};    // a stream without traffic for this long is closed
   std::string secret;                        // dialback secret; empty: random per start

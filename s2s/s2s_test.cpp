@@ -94,8 +94,7 @@ TEST_F(OutboundQueueTest, RefusedConnectionBouncesRemoteServerNotFoundInOrder) {
 TEST_F(OutboundQueueTest, SilentPeerBouncesRemoteServerTimeout) {
   asio::io_context listener_io;
   tcp::acceptor silent(listener_io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // never accepts
-  settings_.policy.domains["silent.example"].address =
-      "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  settings_.policy.domains["silent.example"].address = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
   Manager manager({&io_}, router_, settings_);
   const auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(route(manager, stanza("message", "chat", "m1", "bob@silent.example")));
