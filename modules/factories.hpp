@@ -17,5 +17,6 @@ std::unique_ptr<Module> make_time_module(Context& context);      // time.cpp: XE
 std::unique_ptr<Module> make_register_module(Context& context);  // register.cpp: XEP-0077
 std::unique_ptr<Module> make_muc_module(Context& context);       // muc.cpp, muc_room.cpp: XEP-0045
 std::unique_ptr<Module> make_carbons_module(Context& context);   // carbons.cpp: XEP-0280
+std::unique_ptr<Module> make_mam_module(Context& context);       // mam.cpp: XEP-0313, XEP-0359
 
 }  // namespace parley::modules

@@ -10,12 +10,13 @@ const std::map<std::string, Factory>& registry() {
       {"ping", make_ping_module},       {"version", make_version_module},
       {"time", make_time_module},       {"register", make_register_module},
       {"muc", make_muc_module},         {"carbons", make_carbons_module},
+      {"mam", make_mam_module},
   };
   return factories;
 }
 
 std::vector<std::string> names() {
-  return {"roster", "presence", "offline", "disco", "ping", "version", "time", "register", "muc", "carbons"};
+  return {"roster", "presence", "offline", "disco", "ping", "version", "time", "register", "muc", "carbons", "mam"};
 }
 
 }  // namespace parley::modules
