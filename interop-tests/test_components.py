@@ -1,9 +1,22 @@
 """External components (XEP-0114): slixmpp's ComponentXMPP connects to parleyd's
 component listener as an echo service; the handshake, the addressing rules, one
-connection per domain, routing while connected and away, and disco#items."""
+connection per domain, routing while connected and away, and disco#items.
+Then a real bridge: biboumi (XMPP-IRC gateway) on irc.localhost, an ngircd IRC
+server, and a plain IRC client talking with a Parley user in a channel."""
 
 import asyncio
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import slixmpp
 from slixmpp.exceptions import IqError
@@ -15,6 +28,8 @@ ECHO = f"echo.{DOMAIN}"
 ECHO_SECRET = "echo-component-secret-7f3a"
 TAKEOVER = f"takeover.{DOMAIN}"
 TAKEOVER_SECRET = "takeover-component-secret-91c2"
+IRC_GATEWAY = f"irc.{DOMAIN}"
+IRC_GATEWAY_SECRET = "biboumi-component-secret-4d8e"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_PING = "urn:xmpp:ping"
 
@@ -36,6 +51,7 @@ class ComponentServer(harness.Server):
         config["components"] = [
             {"domain": ECHO, "secret": ECHO_SECRET},
             {"domain": TAKEOVER, "secret": TAKEOVER_SECRET, "replace": True},
+            {"domain": IRC_GATEWAY, "secret": IRC_GATEWAY_SECRET},
         ]
         return config
 
@@ -282,3 +298,261 @@ class Discovery(ComponentTestCase):
         jids = {item[0] for item in items["disco_items"]["items"]}
         self.assertIn(ECHO, jids)
         self.assertIn(TAKEOVER, jids)
+
+
+# --- a real bridge: biboumi and ngircd ------------------------------------------
+
+IRC_PORT = 6667  # biboumi's default plain-text port: no per-server ad-hoc setup needed
+IRC_TLS_PORTS = (6697, 6670)  # biboumi tries these first; they must refuse quickly
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+
+
+def _port_free(address, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_irc_address():
+    """A loopback address (127.0.0.x) where the IRC ports are all free, so the
+    IRC server gets biboumi's default port without touching anyone else's."""
+    for last in range(100, 250):
+        address = f"127.0.0.{last}"
+        if all(_port_free(address, port) for port in (IRC_PORT, *IRC_TLS_PORTS)):
+            return address
+    raise AssertionError("no loopback address with free IRC ports")
+
+
+def _stop(process, timeout=harness.STOP_TIMEOUT):
+    """SIGTERM by PID, SIGKILL if it hangs."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+class LogWatcher:
+    """Copies a process's output to a file and lets tests wait for a line."""
+
+    def __init__(self, process, path):
+        self.path = path
+        self.lines = []
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._copy, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _copy(self, process):
+        with open(self.path, "a") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                with self.changed:
+                    self.lines.append(line)
+                    self.changed.notify_all()
+
+    def wait_for(self, text, timeout=STEP_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not any(text in line for line in self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{self.path.name}: no line with {text!r} within {timeout}s")
+                self.changed.wait(remaining)
+
+
+class IrcServer:
+    """ngircd in the foreground on address:6667, no DNS or ident lookups.
+    (As root it drops to 'nobody' by itself.)"""
+
+    def __init__(self, workdir, address):
+        self.address = address
+        config = Path(workdir, "ngircd.conf")
+        config.write_text(
+            "[Global]\n"
+            "\tName = irc.parley.test\n"
+            "\tInfo = Parley test IRC server\n"
+            f"\tListen = {address}\n"
+            f"\tPorts = {IRC_PORT}\n"
+            "\tPidFile =\n"
+            "\tMotdPhrase = \"Parley test\"\n"
+            "[Options]\n"
+            "\tDNS = no\n"
+            "\tIdent = no\n"
+            "\tPAM = no\n")
+        self.process = subprocess.Popen(
+            [shutil.which("ngircd"), "--nodaemon", "--config", str(config)], cwd=workdir,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", preexec_fn=harness._die_with_parent)
+        self.log = LogWatcher(self.process, Path(workdir, "ngircd.log"))
+        self.log.wait_for(f"Now listening on [{address}]:{IRC_PORT}")
+
+    def stop(self):
+        _stop(self.process)
+
+
+class Biboumi:
+    """biboumi connected to parleyd as the component irc.localhost."""
+
+    def __init__(self, workdir, component_port, admin):
+        self.workdir = Path(workdir)
+        config = self.workdir / "biboumi.cfg"
+        config.write_text(
+            f"hostname={IRC_GATEWAY}\n"
+            f"password={IRC_GATEWAY_SECRET}\n"
+            f"xmpp_server_ip={LOOPBACK}\n"
+            f"port={component_port}\n"
+            f"admin={admin}\n"
+            "identd_port=0\n"
+            f"policy_directory={self.workdir}\n"
+            f"db_name={self.workdir / 'biboumi.sqlite'}\n"
+            "log_file=\n"
+            "log_level=0\n"
+            "realname_customization=true\n"
+            "realname_from_jid=false\n")
+        self.process = subprocess.Popen(
+            [shutil.which("biboumi"), str(config)], cwd=self.workdir,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", preexec_fn=harness._die_with_parent)
+        self.log = LogWatcher(self.process, self.workdir / "biboumi.log")
+
+    def stop(self):
+        _stop(self.process)
+
+
+class IrcClient:
+    """A plain IRC client over a socket: registers, joins, sends PRIVMSG, and
+    keeps every line it receives (answering PING itself)."""
+
+    def __init__(self, address, nick):
+        self.nick = nick
+        self.sock = socket.create_connection((address, IRC_PORT), timeout=STEP_TIMEOUT)
+        self.lines = queue.Queue()
+        self.transcript = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :Parley test IRC user")
+        self.expect(lambda words: words[1] == "001")
+
+    def send(self, line):
+        self.sock.sendall((line + "\r\n").encode())
+
+    def _read(self):
+        buffer = b""
+        try:
+            while True:
+                data = self.sock.recv(4096)
+                if not data:
+                    break
+                buffer += data
+                while b"\r\n" in buffer:
+                    raw, buffer = buffer.split(b"\r\n", 1)
+                    line = raw.decode(errors="replace")
+                    if line.startswith("PING "):
+                        self.send("PONG " + line[5:])
+                        continue
+                    self.lines.put(line)
+        except OSError:
+            pass
+        self.lines.put(None)
+
+    def expect(self, predicate, timeout=STEP_TIMEOUT):
+        """The first line (split into words, with the prefix as words[0])
+        for which predicate holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError(f"IRC {self.nick}: expected line not seen; got:\n"
+                                     + "\n".join(self.transcript))
+            self.transcript.append(line)
+            words = line.split(" ")
+            if not line.startswith(":"):
+                words.insert(0, "")
+            if len(words) > 1 and predicate(words):
+                return line
+
+    async def wait(self, predicate, timeout=STEP_TIMEOUT):
+        return await asyncio.to_thread(self.expect, predicate, timeout)
+
+    def close(self):
+        try:
+            self.send("QUIT :bye")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+@unittest.skipUnless(shutil.which("biboumi") and shutil.which("ngircd"),
+                     "needs Debian's biboumi and ngircd (scripts/install-deps.sh test)")
+class IrcBridge(ComponentTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.irc_dir = Path(tempfile.mkdtemp(prefix="parley-irc-"))
+        self.irc_server = IrcServer(self.irc_dir, free_irc_address())
+        self.addCleanup(self._stop_irc)
+        self.channel = f"#test%{self.irc_server.address}@{IRC_GATEWAY}"
+
+    def _stop_irc(self):
+        self.irc_server.stop()
+        if self._outcome_ok():
+            shutil.rmtree(self.irc_dir, ignore_errors=True)
+        else:
+            for name in ("ngircd.log", "biboumi.log"):
+                path = self.irc_dir / name
+                if path.exists():
+                    text = path.read_text(errors="replace")[-20000:]
+                    print(f"\n----- {name} -----\n{text}")
+
+    def start_biboumi(self):
+        mark = self.server.log_mark()
+        biboumi = Biboumi(self.irc_dir, self.server.port("component"), f"alice@{DOMAIN}")
+        self.addCleanup(biboumi.stop)
+        self.server.wait_for_log(f"{IRC_GATEWAY}: authenticated", since=mark)
+        return biboumi
+
+    async def test_parley_user_and_irc_user_talk_in_a_channel(self):
+        self.register("alice")
+        self.start_biboumi()
+        ircbob = IrcClient(self.irc_server.address, "ircbob")
+        self.addCleanup(ircbob.close)
+        ircbob.send("JOIN #test")
+        ircbob.expect(lambda words: words[1] == "366")  # end of NAMES: joined
+
+        alice = await self.logged_in("alice")
+        occupant = slixmpp.JID(f"{self.channel}/alice")
+        join = alice.Presence()
+        join["to"] = occupant
+        join.xml.append(ET.Element(f"{{{NS_MUC}}}x"))
+        mark = len(alice.received)
+        join.send()
+        # The gateway's self-presence (status 110) says alice is in the channel.
+        await alice.wait_for(lambda s: s.name == "presence" and s["from"] == occupant
+                             and s["type"] != "error"
+                             and s.xml.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}status[@code='110']")
+                             is not None, timeout=30, start=mark)
+        await ircbob.wait(lambda words: words[0].startswith(":alice!") and words[1] == "JOIN")
+
+        alice.send_message(mto=self.channel, mbody="hello from xmpp", mtype="groupchat")
+        line = await ircbob.wait(lambda words: words[0].startswith(":alice!")
+                                 and words[1] == "PRIVMSG" and words[2] == "#test")
+        self.assertTrue(line.endswith(":hello from xmpp"), line)
+
+        mark = len(alice.received)
+        ircbob.send("PRIVMSG #test :hello from irc")
+        message = await alice.wait_for(lambda s: s.name == "message" and s["type"] == "groupchat"
+                                       and s["body"] == "hello from irc", start=mark)
+        self.assertEqual(message["from"], slixmpp.JID(f"{self.channel}/ircbob"))

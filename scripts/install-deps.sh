@@ -15,6 +15,7 @@ test_packages=(
   libgtest-dev libgmock-dev libstrophe-dev python3-slixmpp go-sendxmpp clang libclang-rt-14-dev
   unbound dnsutils prosody lua-unbound python3-dnspython
   mariadb-server mariadb-client
+  biboumi ngircd
 )
 
 wanted=("${build_packages[@]}")
