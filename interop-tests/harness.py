@@ -185,6 +185,7 @@ DEFAULT_MODULES = {
     "register": {"open": True},
     "muc": {"service": f"conference.{DOMAIN}"},
     "carbons": {},
+    "mam": {},
 }
 
 
