@@ -42,12 +42,15 @@ class ComponentServer(harness.Server):
         if not self.ports:
             self.ports = {mode: free_port() for mode in self.LISTENER_MODES}
             self.ports["component"] = free_port()
+            self.ports["component_tls"] = free_port()
         super().write_config()
 
     def config(self):
         config = super().config()
         config["listen"] = config["listen"] + [
-            {"module": "component", "address": LOOPBACK, "port": self.ports["component"]}]
+            {"module": "component", "address": LOOPBACK, "port": self.ports["component"]},
+            {"module": "component", "address": LOOPBACK, "port": self.ports["component_tls"],
+             "tls": "direct"}]
         config["components"] = [
             {"domain": ECHO, "secret": ECHO_SECRET},
             {"domain": TAKEOVER, "secret": TAKEOVER_SECRET, "replace": True},
@@ -60,8 +63,11 @@ class Component(slixmpp.ComponentXMPP):
     """A component that answers every message with body B by 'echo: B' from the
     address it was sent to, and keeps what it receives and its stream errors."""
 
-    def __init__(self, server, domain, secret):
-        super().__init__(domain, secret, LOOPBACK, server.port("component"))
+    def __init__(self, server, domain, secret, direct_tls=False):
+        super().__init__(domain, secret, LOOPBACK,
+                         server.port("component_tls" if direct_tls else "component"))
+        self.direct_tls = direct_tls
+        self.ca_certs = str(server.ca_cert)
         self.received = []
         self.stream_errors = []
         self._arrival = asyncio.Event()
@@ -100,7 +106,7 @@ class Component(slixmpp.ComponentXMPP):
     async def start(self, timeout=STEP_TIMEOUT):
         """Connects and returns how the attempt ended: "session" once the
         handshake is accepted, else "disconnected" or "connection_failed"."""
-        self.connect()
+        self.connect(use_ssl=self.direct_tls)
         return await asyncio.wait_for(asyncio.shield(self.outcome), timeout)
 
     async def wait_stream_error(self, timeout=STEP_TIMEOUT):
@@ -139,13 +145,13 @@ class ComponentTestCase(ServerTestCase):
         self.addCleanup(self._stop_server)
         self.server.start()
 
-    def component(self, domain=ECHO, secret=ECHO_SECRET):
-        component = Component(self.server, domain, secret)
+    def component(self, domain=ECHO, secret=ECHO_SECRET, direct_tls=False):
+        component = Component(self.server, domain, secret, direct_tls)
         self.addAsyncCleanup(component.close)
         return component
 
-    async def connected(self, domain=ECHO, secret=ECHO_SECRET):
-        component = self.component(domain, secret)
+    async def connected(self, domain=ECHO, secret=ECHO_SECRET, direct_tls=False):
+        component = self.component(domain, secret, direct_tls)
         outcome = await component.start()
         self.assertEqual(outcome, "session", f"{domain} handshake ended with {outcome}")
         return component
@@ -190,6 +196,16 @@ class Handshake(ComponentTestCase):
         outcome = await stranger.start()
         self.assertNotEqual(outcome, "session")
         self.assertEqual(await stranger.wait_stream_error(), "host-unknown")
+
+
+    async def test_direct_tls_listener(self):
+        self.register("alice")
+        alice = await self.logged_in("alice")
+        mark = self.server.log_mark()
+        echo = await self.connected(direct_tls=True)
+        self.server.wait_for_log("(direct TLS)", since=mark)
+        self.assertEqual(echo.socket.version(), "TLSv1.3")
+        await self.assert_echo(alice, "over TLS")
 
 
 class Addressing(ComponentTestCase):
