@@ -471,3 +471,24 @@ class ProsodyRestart(FederationTestCase):
         self.assertEqual(received, bodies + ["after the restart"])
         errors = [s for s in alice.received if s.name == "message" and s["type"] == "error"]
         self.assertEqual(errors, [])
+
+
+class IdleStreams(FederationTestCase):
+    """Streams without traffic for s2s.idle_timeout are closed; the next
+    stanza opens a new one."""
+
+    s2s_settings = {"idle_timeout": 2}
+
+    async def test_idle_stream_closes_and_reopens_on_demand(self):
+        self.prosody.start()
+        self.server.start()
+        alice = await self.parley_user("alice")
+        bob = await self.prosody_user("bob")
+        await self.exchange_messages(alice, bob, "first")
+        mark = self.server.log_mark()
+        await self.log_line("out parley.test -> prosody.test: idle, closing", since=mark, timeout=10)
+        await self.log_line("out parley.test -> prosody.test: the peer closed the stream", since=mark)
+        self.assertFalse([line for line in self.s2s_lines() if line[0] == "out"], self.s2s_lines())
+        chat(alice, bob.boundjid.bare, "after idle")
+        await bob.wait_message("after idle", timeout=FEDERATION_TIMEOUT)
+        self.assertTrue([line for line in self.s2s_lines() if line[0] == "out"], self.s2s_lines())

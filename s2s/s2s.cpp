@@ -312,12 +312,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string batch;
     try {
       for (;;) {
-        while (out_.empty() && !closing_ && !closed_) {
+        // After our closing tag the socket stays open for the peer's
+        // (RFC 6120 §4.4); the reader or the close deadline closes it.
+        while (out_.empty() && !closed_) {
           boost::system::error_code ec;
           wake_writer_.expires_at(Clock::time_point::max());
           co_await wake_writer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         }
-        if (out_.empty() || closed_) break;
+        if (closed_) break;
         batch.clear();
         for (auto& chunk : out_) batch += chunk;
         out_.clear();
@@ -614,6 +616,17 @@ Task<Dialed> dial(Manager::State& state, std::size_t shard, const std::string& l
   throw Failure(Cause::dns, "no address for " + remote);
 }
 
+// Reads until the peer's closing tag (or the close deadline), then closes.
+Task<void> wait_for_close(std::shared_ptr<Connection> connection) {
+  try {
+    while (!std::holds_alternative<xml::StreamClose>(co_await connection->next_event())) {
+    }
+  } catch (const std::exception&) {
+    // The peer or the deadline ended the connection first: nothing to wait for.
+  }
+  connection->close();
+}
+
 // Asks the authoritative server of 'originating' whether 'key' is what it
 // gave for our stream 'stream_id' (XEP-0220 §2.3). Throws Failure when it
 // cannot be asked.
@@ -628,6 +641,7 @@ Task<bool> verify_dialback_key(std::shared_ptr<Manager::State> state, std::size_
     auto answer = co_await next_element(connection);
     if (answer.is("verify", ns_dialback) && answer.attr("id") == stream_id) {
       connection.finish(std::string(xml::stream_footer));
+      asio::co_spawn(connection.executor(), wait_for_close(dialed.connection), asio::detached);
       co_return answer.attr("type") == "valid";
     }
   }
@@ -941,16 +955,20 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
     spdlog::info("s2s {} in: connection from {}{}", id_, remote, direct_tls_ ? " (direct TLS)" : "");
     try {
       if (direct_tls_) co_await start_tls();
-      while (connection.is_open() && !connection.closing()) {
+      for (;;) {
         auto event = co_await connection.next_event();
         touch();
+        if (std::holds_alternative<xml::StreamClose>(event)) {
+          spdlog::debug("s2s {}: the peer closed its stream", id_);
+          end_stream({}, {});
+          break;
+        }
+        // Once we closed our stream, only the peer's closing tag matters.
+        if (connection.closing()) continue;
         if (auto* open = std::get_if<xml::StreamOpen>(&event)) {
           on_stream_open(open->header);
         } else if (auto* element = std::get_if<xml::StreamElement>(&event)) {
           co_await on_element(std::move(*element));
-        } else {
-          spdlog::debug("s2s {}: the peer closed its stream", id_);
-          end_stream({}, {});
         }
       }
     } catch (const std::exception& e) {
