@@ -4,7 +4,8 @@
 //                           "pw-<username>" (real SCRAM keys at a low
 //                           iteration count, so filling is fast), rosters
 //                           with groups and a removed contact, pending
-//                           subscriptions and offline messages
+//                           subscriptions (every 10th user) and two offline
+//                           messages (every 5th user)
 //   dump URI                everything stored, one canonical line per record
 //   check-passwords URI DOMAIN
 //                           every account of DOMAIN accepts "pw-<username>"
@@ -52,13 +53,23 @@ void fill(storage::Storage& storage, const std::string& domain, int count) {
                              1700000000 + n};
     storage.accounts().create(account);
     const auto owner = user + "@" + domain;
-    const auto contact = [&](int other) { return username((other - 1) % count + 1) + "@" + domain; };
-    storage::RosterItem next{contact(n + 1), "Next " + std::to_string(n), storage::Subscription::both,
-                             false, false, {"Friends", "Ring " + std::to_string(n % 7)}};
-    storage::RosterItem after{contact(n + 2), "", storage::Subscription::to, n % 3 == 0, n % 4 == 0,
-                              {}};
-    storage.roster().put_item(owner, next);
-    storage.roster().put_item(owner, after);
+    // Neighbours on a ring, with subscriptions that agree on both sides
+    // (a login's presence exchange changes nothing): n±1 mutual, n+2 "to",
+    // n−2 "from"; every third user also waits for an answer from a remote
+    // contact; everyone has a removed item.
+    const auto contact = [&](int offset) {
+      return username(((n - 1 + offset) % count + count) % count + 1) + "@" + domain;
+    };
+    using storage::Subscription;
+    storage.roster().put_item(owner, {contact(1), "Next " + std::to_string(n), Subscription::both, false,
+                                      false, {"Friends", "Ring " + std::to_string(n % 7)}});
+    storage.roster().put_item(owner, {contact(-1), "", Subscription::both, false, false, {"Friends"}});
+    storage.roster().put_item(owner, {contact(2), "", Subscription::to, false, n % 4 == 0, {}});
+    storage.roster().put_item(owner, {contact(-2), "Follower", Subscription::from, false, false, {}});
+    if (n % 3 == 0) {
+      storage.roster().put_item(owner, {"remote@elsewhere.example", "Remote", Subscription::none, true,
+                                        false, {"Far"}});
+    }
     storage.roster().put_item(owner, storage::RosterItem{"gone@elsewhere.example", "Gone", {}, false,
                                                          false, {"Old"}});
     storage.roster().remove_item(owner, "gone@elsewhere.example");
@@ -70,7 +81,7 @@ void fill(storage::Storage& storage, const std::string& domain, int count) {
     if (n % 5 == 0) {
       for (int k = 1; k <= 2; ++k) {
         storage.offline().push(owner,
-                               "<message xmlns='jabber:client' from='" + contact(n + 1) + "' to='" +
+                               "<message xmlns='jabber:client' from='" + contact(1) + "' to='" +
                                    owner + "' type='chat' id='offline-" + user + "-" +
                                    std::to_string(k) + "'><body>offline " + std::to_string(k) +
                                    " for " + user + "</body></message>",
