@@ -35,6 +35,8 @@ using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
 using ConnectionPtr = std::shared_ptr<Connection>;
 
+constexpr std::string_view ns_roster = "jabber:iq:roster";
+
 struct Options {
   std::string host = "127.0.0.1";
   unsigned short port = 5222;
@@ -519,7 +521,7 @@ class Bench {
 
   struct Member {
     ConnectionPtr connection;
-    std::set<std::string> confirmed;  // bare JIDs: 'subscribed' (setup) or available (measure)
+    std::set<std::string> confirmed;  // contacts (bare JIDs) with a mutual subscription (setup) or seen available
     std::uint64_t presences = 0;
   };
 
@@ -539,26 +541,41 @@ class Bench {
       auto& self = members[index];
       const auto own_bare = self.connection->jid().substr(0, self.connection->jid().find('/'));
       try {
+        auto confirm = [&](const std::string& bare) {
+          if (bare != own_bare && self.confirmed.insert(bare).second && self.confirmed.size() == options_.contacts) {
+            if (++complete == count) all_complete.done();
+          }
+        };
         for (;;) {
           auto stanza = co_await self.connection->next();
+          if (setup && stanza.is("iq", xml::ns_client)) {
+            // Setup is done when the roster (result or pushes) shows every
+            // contact with subscription "both": that holds on a second run too,
+            // when no subscription presence flows any more.
+            const auto* query = stanza.child("query", ns_roster);
+            if (query == nullptr) continue;
+            if (stanza.attr("type") == "set") {
+              self.connection->send("<iq type='result' id='" + xml::escape(stanza.attr("id")) + "'/>");
+            }
+            for (const auto& item : query->children()) {
+              if (item.is("item", ns_roster) && item.attr("subscription") == "both") {
+                confirm(std::string(item.attr("jid")));
+              }
+            }
+            continue;
+          }
           if (!stanza.is("presence", xml::ns_client)) continue;
           auto from = std::string(stanza.attr("from"));
-          auto slash = from.find('/');
-          auto bare = from.substr(0, slash);
+          auto bare = from.substr(0, from.find('/'));
           auto type = stanza.attr("type");
           if (bare == own_bare) continue;
-          bool counts = false;
           if (setup) {
             if (type == "subscribe") {
               self.connection->send("<presence type='subscribed' to='" + xml::escape(bare) + "'/>");
             }
-            counts = type == "subscribed";
           } else {
             ++self.presences;
-            counts = type.empty();
-          }
-          if (counts && self.confirmed.insert(bare).second && self.confirmed.size() == options_.contacts) {
-            if (++complete == count) all_complete.done();
+            if (type.empty()) confirm(bare);
           }
         }
       } catch (const ProtocolError&) {
@@ -570,8 +587,10 @@ class Bench {
       readers.add();
       asio::co_spawn(io_, [&reader, index] { return reader(index); }, asio::detached);
       auto& connection = *members[index].connection;
-      // Subscription requests and answers only reach available resources.
-      connection.send("<presence/>");
+      // As real clients do: fetch the roster (some servers deliver
+      // subscription requests only to "interested" resources, RFC 6121
+      // §1.3), then become available.
+      connection.send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>");
       if (setup) {
         auto first = clique_of(index) * group;
         for (auto other = first; other < first + group && other < count; ++other) {

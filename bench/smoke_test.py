@@ -17,13 +17,19 @@ BENCH_TIMEOUT = 90
 
 
 class BenchServer(harness.Server):
-    """parleyd with in-band registration unthrottled (the bench creates its users)."""
+    """parleyd with the modules the scenarios need and in-band registration
+    unthrottled (the bench creates its users)."""
 
     def config(self):
         config = super().config()
-        modules = dict(config["modules"])
-        modules["register"] = {"open": True, "rate_per_minute": 100000}
-        config["modules"] = modules
+        config["modules"] = {
+            "roster": {},
+            "presence": {},
+            "offline": {},
+            "disco": {},
+            "ping": {},
+            "register": {"open": True, "rate_per_minute": 100000},
+        }
         config["log"] = {"level": "info"}
         return config
 
@@ -101,6 +107,10 @@ class BenchSmoke(unittest.TestCase):
         self.assertTrue(summary["complete"])
         self.assertEqual(summary["users"], 6)
         self.assertGreaterEqual(summary["presences"], 6 * 2)
+        # A second setup finds the subscriptions in place (the roster says "both").
+        again = self.run_bench("presence", "--sessions", "6", "--contacts", "2",
+                               "--duration", "30", "--tls", "none")
+        self.assertTrue(again["complete"])
 
     def test_hold_reports_server_memory(self):
         summary = self.run_bench("hold", "--sessions", "4", "--tls", "none", "--settle", "0",
