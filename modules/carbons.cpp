@@ -42,7 +42,8 @@ bool copyable(const xml::Element& message) {
          message.child("received", ns_carbons) == nullptr && message.child("sent", ns_carbons) == nullptr;
 }
 
-// <message from=account to=resource type=..><DIRECTION xmlns=carbons><forwarded><message/></forwarded></DIRECTION></message>
+// <message from=account to=resource type=..><DIRECTION
+// xmlns=carbons><forwarded><message/></forwarded></DIRECTION></message>
 xml::Element carbon(std::string_view direction, const xml::Element& original, const std::string& account,
                     const xmpp::Jid& to) {
   xml::Element wrapper("message");
@@ -127,8 +128,8 @@ class CarbonsModule final : public Module {
       recipients = router::message_recipients(ev.stanza.attr("type"), resources);
     }
     for (const auto& resource : resources) {
-      const bool recipient = std::ranges::any_of(
-          recipients, [&](const router::Resource& r) { return r.jid == resource.jid; });
+      const bool recipient =
+          std::ranges::any_of(recipients, [&](const router::Resource& r) { return r.jid == resource.jid; });
       if (recipient || !enabled_->contains(resource.jid)) continue;
       resource.session->deliver(carbon("received", ev.stanza, account.str(), resource.jid));
     }

@@ -40,9 +40,8 @@ std::string format_datetime(std::chrono::system_clock::time_point when) {
   std::tm parts{};
   gmtime_r(&whole, &parts);
   char text[48];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", parts.tm_year + 1900,
-                parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
-                static_cast<int>(fraction));
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", parts.tm_year + 1900, parts.tm_mon + 1,
+                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<int>(fraction));
   return text;
 }
 
@@ -53,12 +52,12 @@ std::optional<std::chrono::system_clock::time_point> parse_datetime(std::string_
   const auto hour = digits(text, 11, 2);
   const auto minute = digits(text, 14, 2);
   const auto second = digits(text, 17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || text[4] != '-' || text[7] != '-' ||
-      text[10] != 'T' || text[13] != ':' || text[16] != ':') {
+  if (!year || !month || !day || !hour || !minute || !second || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
+      text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
-  if (*month < 1 || *month > 12 || *day < 1 || *day > days_in_month(*year, *month) || *hour > 23 ||
-      *minute > 59 || *second > 60) {
+  if (*month < 1 || *month > 12 || *day < 1 || *day > days_in_month(*year, *month) || *hour > 23 || *minute > 59 ||
+      *second > 60) {
     return std::nullopt;
   }
   std::size_t position = 19;
@@ -80,8 +79,7 @@ std::optional<std::chrono::system_clock::time_point> parse_datetime(std::string_
   } else if (position < text.size() && (text[position] == '+' || text[position] == '-')) {
     const auto offset_hours = digits(text, position + 1, 2);
     const auto offset_minutes = digits(text, position + 4, 2);
-    if (!offset_hours || !offset_minutes || text[position + 3] != ':' || *offset_hours > 23 ||
-        *offset_minutes > 59) {
+    if (!offset_hours || !offset_minutes || text[position + 3] != ':' || *offset_hours > 23 || *offset_minutes > 59) {
       return std::nullopt;
     }
     offset_seconds = (*offset_hours * 3600 + *offset_minutes * 60) * (text[position] == '+' ? 1 : -1);

@@ -349,7 +349,8 @@ class MamModule final : public Module {
       if (!query_id.empty()) wrapper.set_attr("queryid", query_id);
       wrapper.set_attr("id", archived.id);
       auto& forwarded = wrapper.add_child("forwarded", std::string(ns_forward));
-      forwarded.add_child("delay", std::string(ns_delay)).set_attr("stamp", format_datetime(from_micros(archived.timestamp)));
+      forwarded.add_child("delay", std::string(ns_delay))
+          .set_attr("stamp", format_datetime(from_micros(archived.timestamp)));
       forwarded.add_child(std::move(*original));
       if (ev.origin) {
         ev.origin->deliver(std::move(result));

@@ -198,9 +198,7 @@ TEST_F(MamTest, PreferencesDecideWhatIsArchived) {
   auto prefs = testing::make_iq("set", "p", {}, "prefs", ns_mam);
   auto& element = prefs.children().back();
   element.set_attr("default", "never");
-  element.add_child("always", std::string(ns_mam))
-      .add_child("jid", std::string(ns_mam))
-      .add_text("carol@example.org");
+  element.add_child("always", std::string(ns_mam)).add_child("jid", std::string(ns_mam)).add_text("carol@example.org");
   const auto stored = server.ask(alice, prefs);
   ASSERT_EQ(stored.attr("type"), "result");
   EXPECT_EQ(stored.child("prefs", ns_mam)->attr("default"), "never");

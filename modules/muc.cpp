@@ -23,8 +23,8 @@ namespace muc {
 
 class Service {
  public:
-  Service(router::Router& router, storage::MucStore& store, std::string domain, std::string name,
-          ServiceLimits limits, bool local_creation_only)
+  Service(router::Router& router, storage::MucStore& store, std::string domain, std::string name, ServiceLimits limits,
+          bool local_creation_only)
       : router_(router),
         store_(store),
         domain_(std::move(domain)),
@@ -230,7 +230,8 @@ namespace {
 std::string string_option(const YAML::Node& options, const std::string& key, const std::string& fallback) {
   const auto node = options::find(options, key);
   if (!node.IsDefined() || node.IsNull()) return fallback;
-  if (!node.IsScalar() || node.Scalar().empty()) throw OptionError(node, "option '" + key + "' must be a non-empty string");
+  if (!node.IsScalar() || node.Scalar().empty())
+    throw OptionError(node, "option '" + key + "' must be a non-empty string");
   return node.Scalar();
 }
 
@@ -253,17 +254,18 @@ MucModule::~MucModule() = default;
 
 void MucModule::start() {
   const auto& o = ctx_.options;
-  options::expect_keys(o, "muc",
-                       {"service", "name", "max_history", "max_users", "room_creation", "default_persistent",
-                        "default_public", "default_members_only", "default_moderated", "default_whois",
-                        "default_allow_private_messages"});
+  options::expect_keys(
+      o, "muc",
+      {"service", "name", "max_history", "max_users", "room_creation", "default_persistent", "default_public",
+       "default_members_only", "default_moderated", "default_whois", "default_allow_private_messages"});
   const auto service = string_option(o, "service", "conference." + ctx_.host.domain());
   const auto service_jid = xmpp::Jid::parse(service);
   if (!service_jid || !service_jid->is_domain()) {
     throw OptionError(options::find(o, "service"), "option 'service' must be a domain name");
   }
   if (ctx_.router.is_local(service_jid->domain())) {
-    throw OptionError(options::find(o, "service"), "option 'service' names a host; the MUC service needs a domain of its own");
+    throw OptionError(options::find(o, "service"),
+                      "option 'service' names a host; the MUC service needs a domain of its own");
   }
   muc::ServiceLimits limits;
   limits.max_history = static_cast<std::size_t>(options::get_int(o, "max_history", 20, 0, 1000));
@@ -275,8 +277,8 @@ void MucModule::start() {
   defaults.members_only = options::get_bool(o, "default_members_only", false);
   defaults.moderated = options::get_bool(o, "default_moderated", false);
   defaults.whois_anyone = choice_option(o, "default_whois", "moderators", {"moderators", "anyone"}) == "anyone";
-  const auto pm = choice_option(o, "default_allow_private_messages", "anyone",
-                                {"anyone", "participants", "moderators", "none"});
+  const auto pm =
+      choice_option(o, "default_allow_private_messages", "anyone", {"anyone", "participants", "moderators", "none"});
   defaults.allow_private_messages = pm == "anyone"         ? muc::PrivateMessages::anyone
                                     : pm == "participants" ? muc::PrivateMessages::participants
                                     : pm == "moderators"   ? muc::PrivateMessages::moderators
@@ -287,10 +289,9 @@ void MucModule::start() {
   service_ = std::make_shared<muc::Service>(ctx_.router, ctx_.storage.muc(), service_jid->domain(), name,
                                             std::move(limits), local_only);
   service_->load();
-  ctx_.router.add_domain_route(service_->domain(),
-                               [service = service_](xml::Element& stanza, const xmpp::Jid&) {
-                                 return service->accept(stanza);
-                               });
+  ctx_.router.add_domain_route(service_->domain(), [service = service_](xml::Element& stanza, const xmpp::Jid&) {
+    return service->accept(stanza);
+  });
   ctx_.host.add_disco_item({service_->domain(), name});
 }
 

@@ -148,8 +148,7 @@ bool Room::restore(const storage::MucRoom& stored, const std::vector<storage::Mu
   config.password = std::string(room.attr("password"));
   config.whois_anyone = room.attr("whois") == "anyone";
   config.max_users = parse_int(room.attr("max-users")).value_or(limits_.max_users);
-  config.allow_private_messages =
-      parse_private_messages(room.attr("allow-pm")).value_or(PrivateMessages::anyone);
+  config.allow_private_messages = parse_private_messages(room.attr("allow-pm")).value_or(PrivateMessages::anyone);
   config.occupants_change_subject = room.attr("change-subject") == "1";
   config.occupants_invite = room.attr("invites") == "1";
   config_ = std::move(config);
@@ -175,8 +174,7 @@ void Room::save_config() {
 
 void Room::save_affiliation(const std::string& jid, Affiliation affiliation, const std::string& reason) {
   if (!config_.persistent || locked_ || destroyed_) return;
-  store_.set_affiliation(jid_.domain(), jid_.local(),
-                         {jid, std::string(affiliation_name(affiliation)), reason});
+  store_.set_affiliation(jid_.domain(), jid_.local(), {jid, std::string(affiliation_name(affiliation)), reason});
 }
 
 std::string Room::new_stanza_id() const {
@@ -259,7 +257,8 @@ xml::Element Room::occupant_presence(const Occupant& about, const xmpp::Jid& to,
   auto& item = x.add_child("item", std::string(ns_muc_user));
   const xmpp::Jid& real = self ? to : about.sessions.front();
   item.set_attr("affiliation", std::string(affiliation_name(affiliation_of(real))));
-  item.set_attr("role", std::string(role_name(details.unavailable && details.new_nick.empty() ? Role::none : about.role)));
+  item.set_attr("role",
+                std::string(role_name(details.unavailable && details.new_nick.empty() ? Role::none : about.role)));
   if (show_jid) item.set_attr("jid", real.str());
   if (!details.new_nick.empty()) item.set_attr("nick", details.new_nick);
   if (!details.actor.empty()) item.add_child("actor", std::string(ns_muc_user)).set_attr("nick", details.actor);
@@ -541,8 +540,8 @@ void Room::groupchat(const xml::Element& stanza, Occupant& sender, std::vector<x
     out.push_back(error_reply(stanza, "forbidden", "visitors may not speak in a moderated room"));
     return;
   }
-  const bool subject_change = stanza.child("subject", xml::ns_client) != nullptr &&
-                              stanza.child("body", xml::ns_client) == nullptr;
+  const bool subject_change =
+      stanza.child("subject", xml::ns_client) != nullptr && stanza.child("body", xml::ns_client) == nullptr;
   if (subject_change) {
     if (sender.role != Role::moderator && !config_.occupants_change_subject) {
       out.push_back(error_reply(stanza, "forbidden", "only moderators may change the subject"));
@@ -736,8 +735,7 @@ xml::Element Room::disco_info(const xml::Element& stanza) const {
   form.set_attr("type", "result");
   add_field(form, "FORM_TYPE", "hidden", {}, {std::string(ns_muc_roominfo)});
   add_field(form, "muc#roominfo_description", "text-single", "Description", {config_.description});
-  add_field(form, "muc#roominfo_occupants", "text-single", "Number of occupants",
-            {std::to_string(occupants_.size())});
+  add_field(form, "muc#roominfo_occupants", "text-single", "Number of occupants", {std::to_string(occupants_.size())});
   add_field(form, "muc#roominfo_subject", "text-single", "Subject", {subject_});
   return reply;
 }
@@ -758,7 +756,8 @@ xml::Element Room::disco_items(const xml::Element& stanza, const xmpp::Jid& from
 xml::Element Room::admin_get(const xml::Element& stanza, const xmpp::Jid& from) const {
   const auto* query = stanza.first_child_element();
   const auto* request = query->child("item", ns_muc_admin);
-  if (request == nullptr) return error_reply(stanza, "bad-request", "an item naming a role or an affiliation is required");
+  if (request == nullptr)
+    return error_reply(stanza, "bad-request", "an item naming a role or an affiliation is required");
   const Affiliation actor = affiliation_of(from);
   auto reply = xmpp::iq_result(stanza);
   auto& result = reply.add_child("query", std::string(ns_muc_admin));
@@ -803,7 +802,8 @@ xml::Element Room::admin_set(const xml::Element& stanza, const xmpp::Jid& from, 
     std::string condition;
     if (const auto* role_text = item.find_attr("role"); role_text && !item.has_attr("affiliation")) {
       const auto role = parse_role(*role_text);
-      if (!role || !item.has_attr("nick")) return error_reply(stanza, "bad-request", "a role change names a nick and a role");
+      if (!role || !item.has_attr("nick"))
+        return error_reply(stanza, "bad-request", "a role change names a nick and a role");
       if (actor == nullptr) return error_reply(stanza, "forbidden", "only occupants may change roles");
       condition = change_role(*actor, std::string(item.attr("nick")), *role, reason, out);
     } else if (const auto* affiliation_text = item.find_attr("affiliation")) {
@@ -814,7 +814,8 @@ xml::Element Room::admin_set(const xml::Element& stanza, const xmpp::Jid& from, 
       } else if (const Occupant* named = find_occupant(item.attr("nick"))) {
         target = named->sessions.front();
       }
-      if (!affiliation || !target) return error_reply(stanza, "bad-request", "an affiliation change names a JID and an affiliation");
+      if (!affiliation || !target)
+        return error_reply(stanza, "bad-request", "an affiliation change names a JID and an affiliation");
       condition = change_affiliation(actor_affiliation, actor ? actor->nick : std::string(), *target, *affiliation,
                                      reason, out);
     } else {
@@ -897,7 +898,8 @@ std::string Room::change_affiliation(Affiliation actor, const std::string& actor
 }
 
 xml::Element Room::owner_get(const xml::Element& stanza, const xmpp::Jid& from) const {
-  if (affiliation_of(from) != Affiliation::owner) return error_reply(stanza, "forbidden", "only owners configure the room");
+  if (affiliation_of(from) != Affiliation::owner)
+    return error_reply(stanza, "forbidden", "only owners configure the room");
   auto reply = xmpp::iq_result(stanza);
   auto& form = reply.add_child("query", std::string(ns_muc_owner)).add_child("x", std::string(ns_data));
   form.set_attr("type", "form");
@@ -914,8 +916,7 @@ xml::Element Room::owner_get(const xml::Element& stanza, const xmpp::Jid& from) 
             {bool_value(config_.password_protected)});
   add_field(form, "muc#roomconfig_roomsecret", "text-private", "Password", {config_.password});
   add_field(form, "muc#roomconfig_maxusers", "list-single", "Maximum number of occupants",
-            {std::to_string(config_.max_users)},
-            {"10", "20", "50", "100", std::to_string(limits_.max_users)});
+            {std::to_string(config_.max_users)}, {"10", "20", "50", "100", std::to_string(limits_.max_users)});
   add_field(form, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
             {config_.whois_anyone ? "anyone" : "moderators"}, {"moderators", "anyone"});
   add_field(form, "muc#roomconfig_allowpm", "list-single", "Who may send private messages",
@@ -929,7 +930,8 @@ xml::Element Room::owner_get(const xml::Element& stanza, const xmpp::Jid& from) 
 }
 
 xml::Element Room::owner_set(const xml::Element& stanza, const xmpp::Jid& from, std::vector<xml::Element>& out) {
-  if (affiliation_of(from) != Affiliation::owner) return error_reply(stanza, "forbidden", "only owners configure the room");
+  if (affiliation_of(from) != Affiliation::owner)
+    return error_reply(stanza, "forbidden", "only owners configure the room");
   const auto* query = stanza.first_child_element();
   if (const auto* destroy_request = query->child("destroy", ns_muc_owner)) {
     destroy(destroy_request, out);

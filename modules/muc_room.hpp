@@ -91,8 +91,7 @@ class Room {
 
   // A stanza for the room (to's resource empty) or an occupant (to's resource
   // is the nick), from any entity.
-  void handle(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
-              std::vector<xml::Element>& out);
+  void handle(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to, std::vector<xml::Element>& out);
 
   // The affiliation of a real JID (by its bare JID, then its domain).
   Affiliation affiliation_of(const xmpp::Jid& real) const;
@@ -114,18 +113,17 @@ class Room {
   };
   // How a presence about an occupant is decorated.
   struct PresenceDetails {
-    std::vector<int> codes;          // status codes for every receiver
-    std::string reason;              // <reason/> of the item
-    std::string actor;               // nick of the moderator who acted
-    std::string new_nick;            // for a nick change (303)
+    std::vector<int> codes;  // status codes for every receiver
+    std::string reason;      // <reason/> of the item
+    std::string actor;       // nick of the moderator who acted
+    std::string new_nick;    // for a nick change (303)
     bool unavailable = false;
   };
 
   // Presence.
   void handle_presence(const xml::Element& stanza, const xmpp::Jid& from, const std::string& nick,
                        std::vector<xml::Element>& out);
-  void join(const xml::Element& stanza, const xmpp::Jid& from, const std::string& nick,
-            std::vector<xml::Element>& out);
+  void join(const xml::Element& stanza, const xmpp::Jid& from, const std::string& nick, std::vector<xml::Element>& out);
   void change_nick(Occupant& occupant, const xml::Element& stanza, const std::string& nick,
                    std::vector<xml::Element>& out);
   void leave(const xmpp::Jid& from, const xml::Element& stanza, std::vector<xml::Element>& out);
@@ -138,8 +136,7 @@ class Room {
   void groupchat(const xml::Element& stanza, Occupant& sender, std::vector<xml::Element>& out);
   void private_message(const xml::Element& stanza, const Occupant& sender, const std::string& nick,
                        std::vector<xml::Element>& out);
-  void invite(const xml::Element& stanza, const xmpp::Jid& from, const xml::Element& x,
-              std::vector<xml::Element>& out);
+  void invite(const xml::Element& stanza, const xmpp::Jid& from, const xml::Element& x, std::vector<xml::Element>& out);
   void decline(const xml::Element& stanza, const xmpp::Jid& from, const xml::Element& x,
                std::vector<xml::Element>& out);
 
@@ -160,8 +157,7 @@ class Room {
                           std::vector<xml::Element>& out);
   // An affiliation change by an admin or owner; returns an error condition or "".
   std::string change_affiliation(Affiliation actor, const std::string& actor_nick, const xmpp::Jid& target,
-                                 Affiliation affiliation, const std::string& reason,
-                                 std::vector<xml::Element>& out);
+                                 Affiliation affiliation, const std::string& reason, std::vector<xml::Element>& out);
 
   // Occupants and presence fan-out.
   Occupant* find_occupant(std::string_view nick);
@@ -190,10 +186,10 @@ class Room {
   storage::MucStore& store_;
   Clock clock_;
   RoomConfig config_;
-  bool created_ = false;    // someone entered it, or it was restored
-  bool locked_ = false;     // created with the MUC protocol and not configured yet
+  bool created_ = false;  // someone entered it, or it was restored
+  bool locked_ = false;   // created with the MUC protocol and not configured yet
   bool destroyed_ = false;
-  std::vector<Occupant> occupants_;  // in order of joining
+  std::vector<Occupant> occupants_;                        // in order of joining
   std::map<std::string, StoredAffiliation> affiliations_;  // by bare JID or domain
   std::deque<HistoryEntry> history_;
   std::string subject_;

@@ -349,7 +349,8 @@ TEST_F(MucTest, ModeratorKicksWith307AndCannotKickAnOwner) {
 
 TEST_F(MucTest, BanMakesAnOutcastWith301WhoCannotReturn) {
   open_room();
-  const auto banned = server.exchange(alice, admin_item("set", "affiliation", "outcast", "jid", "bob@example.org", "spam"));
+  const auto banned =
+      server.exchange(alice, admin_item("set", "affiliation", "outcast", "jid", "bob@example.org", "spam"));
   EXPECT_EQ(only_from(banned, "iq", room_jid).attr("type"), "result");
   const auto at_bob = only_from(bob.session->take(), "presence", nick_jid("Bob"));
   EXPECT_EQ(status_codes(at_bob), (std::set<int>{110, 301}));
@@ -364,8 +365,9 @@ TEST_F(MucTest, BanMakesAnOutcastWith301WhoCannotReturn) {
   EXPECT_EQ(testing::child_attrs(*query, "item", "jid"), std::vector<std::string>{"bob@example.org"});
   // Only admins and owners see the lists.
   server.exchange(carol, join_presence("Carol"));
-  EXPECT_EQ(testing::error_condition(server.exchange(carol, admin_item("get", "affiliation", "outcast", "", "")).front()),
-            "forbidden");
+  EXPECT_EQ(
+      testing::error_condition(server.exchange(carol, admin_item("get", "affiliation", "outcast", "", "")).front()),
+      "forbidden");
   // The last owner cannot step down.
   EXPECT_EQ(testing::error_condition(
                 server.exchange(alice, admin_item("set", "affiliation", "member", "jid", "alice@example.org")).front()),
@@ -422,8 +424,8 @@ TEST_F(MucTest, PasswordProtectedRoomNeedsThePassword) {
   EXPECT_EQ(testing::error_condition(
                 server.exchange(alice, config_submit({{"muc#roomconfig_passwordprotectedroom", "1"}})).front()),
             "not-acceptable");
-  server.exchange(alice, config_submit({{"muc#roomconfig_passwordprotectedroom", "1"},
-                                        {"muc#roomconfig_roomsecret", "sesame"}}));
+  server.exchange(
+      alice, config_submit({{"muc#roomconfig_passwordprotectedroom", "1"}, {"muc#roomconfig_roomsecret", "sesame"}}));
   EXPECT_EQ(testing::error_condition(server.exchange(carol, join_presence("Carol")).front()), "not-authorized");
   EXPECT_EQ(testing::error_condition(server.exchange(carol, join_presence("Carol", room_jid, "wrong")).front()),
             "not-authorized");
@@ -452,8 +454,7 @@ TEST_F(MucTest, DestroyRemovesEveryOccupantAndTheRoom) {
 
 TEST_F(MucTest, DiscoDescribesTheServiceAndTheRoom) {
   open_room();
-  server.exchange(alice, config_submit({{"muc#roomconfig_roomname", "The Lobby"},
-                                        {"muc#roomconfig_whois", "anyone"}}));
+  server.exchange(alice, config_submit({{"muc#roomconfig_roomname", "The Lobby"}, {"muc#roomconfig_whois", "anyone"}}));
   const auto service_info =
       server.exchange(carol, testing::make_iq("get", "s", "conference.example.org", "query", ns_disco_info));
   const auto* query = service_info.front().child("query", ns_disco_info);
@@ -470,8 +471,8 @@ TEST_F(MucTest, DiscoDescribesTheServiceAndTheRoom) {
 
   const auto room_info = server.exchange(carol, testing::make_iq("get", "r", room_jid, "query", ns_disco_info));
   const auto room_features = testing::child_attrs(*room_info.front().child("query", ns_disco_info), "feature", "var");
-  for (const auto* expected : {"muc_temporary", "muc_public", "muc_open", "muc_unmoderated", "muc_unsecured",
-                               "muc_nonanonymous"}) {
+  for (const auto* expected :
+       {"muc_temporary", "muc_public", "muc_open", "muc_unmoderated", "muc_unsecured", "muc_nonanonymous"}) {
     EXPECT_NE(std::ranges::find(room_features, std::string(expected)), room_features.end()) << expected;
   }
   // The host lists the service.
@@ -515,8 +516,7 @@ TEST_F(MucTest, FederatedOccupantsJoinAndChatLikeLocalOnes) {
   auto remote_message = groupchat("from afar");
   remote_message.set_attr("from", "zed@remote.example/laptop");
   server.from_remote(remote_message);
-  EXPECT_EQ(only_from(bob.session->take(), "message", nick_jid("Zed")).child_text("body", xml::ns_client),
-            "from afar");
+  EXPECT_EQ(only_from(bob.session->take(), "message", nick_jid("Zed")).child_text("body", xml::ns_client), "from afar");
   EXPECT_EQ(only_from(server.take_remote(), "message", nick_jid("Zed")).attr("to"), "zed@remote.example/laptop");
 
   server.exchange(alice, admin_item("set", "affiliation", "outcast", "jid", "remote.example"));

@@ -705,8 +705,10 @@ TEST_P(StorageConformance, ConcurrentRosterChangesGetDistinctVersions) {
 
 // ---- ArchiveStore ------------------------------------------------------------
 
-ArchivedMessage archived(int n, std::int64_t timestamp, const std::string& with = "bob@example.org") {
-  return {"id-" + std::to_string(n), timestamp, with, "<message><body>" + std::to_string(n) + "</body></message>"};
+ArchivedMessage archived(int n, std::int64_t timestamp,
+                         const std::string& with = "bob@example.org") {
+  return {"id-" + std::to_string(n), timestamp, with,
+          "<message><body>" + std::to_string(n) + "</body></message>"};
 }
 
 std::vector<std::string> ids(const ArchivePage& page) {
@@ -737,7 +739,8 @@ TEST_P(StorageConformance, ArchivePagesForwardAndBackwardWithoutGapsOrRepeats) {
   const std::string owner = "alice@example.org";
   for (int n = 0; n < 25; ++n) {
     // Pairs of messages share a timestamp, so the (timestamp, arrival) bound matters.
-    ASSERT_TRUE(archive.append(owner, archived(n, 1000 + n / 2, n % 3 == 0 ? "carol@example.org" : "bob@example.org")));
+    ASSERT_TRUE(archive.append(
+        owner, archived(n, 1000 + n / 2, n % 3 == 0 ? "carol@example.org" : "bob@example.org")));
   }
   std::vector<std::string> forward;
   ArchiveQuery query;
@@ -777,7 +780,8 @@ TEST_P(StorageConformance, ArchiveFiltersByWithAndInclusiveTimeRange) {
   auto& archive = storage().archive();
   const std::string owner = "alice@example.org";
   for (int n = 0; n < 10; ++n) {
-    ASSERT_TRUE(archive.append(owner, archived(n, 100 * n, n % 2 == 0 ? "bob@example.org" : "carol@example.org")));
+    ASSERT_TRUE(archive.append(
+        owner, archived(n, 100 * n, n % 2 == 0 ? "bob@example.org" : "carol@example.org")));
   }
   ArchiveQuery with_carol;
   with_carol.with = "carol@example.org";
@@ -807,7 +811,8 @@ TEST_P(StorageConformance, ArchiveTrimKeepsTheNewestAndPrefsAreStored) {
   for (int n = 0; n < 6; ++n) ASSERT_TRUE(archive.append(owner, archived(n, 10 * (6 - n % 3))));
   // Timestamps 60 50 40 60 50 40: by (time, arrival) id-2 id-5 id-1 id-4 id-0 id-3.
   EXPECT_EQ(archive.trim(owner, 4), 2u);
-  EXPECT_EQ(ids(*archive.query(owner, {})), (std::vector<std::string>{"id-1", "id-4", "id-0", "id-3"}));
+  EXPECT_EQ(ids(*archive.query(owner, {})),
+            (std::vector<std::string>{"id-1", "id-4", "id-0", "id-3"}));
   EXPECT_EQ(archive.trim(owner, 4), 0u);
 
   EXPECT_FALSE(archive.prefs(owner).has_value());
@@ -877,8 +882,8 @@ TEST_P(StorageConformance, DomainsAreThoseWithAccountsSorted) {
   ASSERT_TRUE(accounts().create(account("bob", "example.org")));
   ASSERT_TRUE(accounts().create(account("carol", "b\xc3\xbc\x63her.example")));
   ASSERT_TRUE(accounts().create(account("dave", "example.net")));
-  EXPECT_EQ(accounts().domains(), (std::vector<std::string>{"b\xc3\xbc\x63her.example",
-                                                            "example.net", "example.org"}));
+  EXPECT_EQ(accounts().domains(),
+            (std::vector<std::string>{"b\xc3\xbc\x63her.example", "example.net", "example.org"}));
   ASSERT_TRUE(accounts().remove("dave", "example.net"));
   EXPECT_EQ(accounts().domains(),
             (std::vector<std::string>{"b\xc3\xbc\x63her.example", "example.org"}));
@@ -890,8 +895,8 @@ TEST_P(StorageConformance, RosterOwnersAreThoseWithItemsTombstonesOrPendingReque
   roster().put_item("bob@example.org", item("a@example.net"));
   roster().remove_item("bob@example.org", "a@example.net");
   roster().add_pending_in("alice@example.org", "a@example.net", "<presence/>");
-  EXPECT_EQ(roster().owners(), (std::vector<std::string>{"alice@example.org", "bob@example.org",
-                                                         "zed@example.org"}));
+  EXPECT_EQ(roster().owners(),
+            (std::vector<std::string>{"alice@example.org", "bob@example.org", "zed@example.org"}));
 }
 
 TEST_P(StorageConformance, OfflineOwnersAndPeekLeaveTheMessagesInPlace) {
@@ -928,12 +933,12 @@ TEST_P(StorageConformance, ImportedRosterKeepsItemsVersionAndAnswersOldVersionsS
   bob.approved = true;
   auto carol = item("carol@example.net", "Carol", Subscription::to);
   carol.ask = true;
-  source.put_item(owner, item("bob@example.net"));   // 1
-  source.put_item(owner, carol);                      // 2
-  source.put_item(owner, item("dave@example.net"));  // 3
-  source.put_item(owner, item("erin@example.net"));  // 4
-  source.remove_item(owner, "dave@example.net");     // 5
-  source.put_item(owner, bob);                        // 6
+  source.put_item(owner, item("bob@example.net"));           // 1
+  source.put_item(owner, carol);                             // 2
+  source.put_item(owner, item("dave@example.net"));          // 3
+  source.put_item(owner, item("erin@example.net"));          // 4
+  source.remove_item(owner, "dave@example.net");             // 5
+  source.put_item(owner, bob);                               // 6
   source.put_item(owner, item("erin@example.net", "Erin"));  // 7
   const auto history = *source.changes_since(owner, 0);
 
@@ -961,7 +966,8 @@ TEST_P(StorageConformance, ImportedRosterKeepsItemsVersionAndAnswersOldVersionsS
     const auto source_changes = source.changes_since(owner, since);
     ASSERT_TRUE(source_changes.has_value());
     for (const auto& change : *source_changes) {
-      ASSERT_TRUE(copy_changes.contains(change.item.jid)) << "since " << since << ": " << change.item.jid;
+      ASSERT_TRUE(copy_changes.contains(change.item.jid))
+          << "since " << since << ": " << change.item.jid;
       EXPECT_EQ(copy_changes.at(change.item.jid).removed, change.removed) << change.item.jid;
       EXPECT_EQ(copy_changes.at(change.item.jid).item, change.item) << change.item.jid;
     }
@@ -974,7 +980,8 @@ TEST_P(StorageConformance, ImportedRosterKeepsItemsVersionAndAnswersOldVersionsS
 TEST_P(StorageConformance, ImportRefusesAnImpossibleVersionOrARepeatedJid) {
   const std::string owner = "alice@example.org";
   roster().put_item(owner, item("keep@example.net"));
-  const std::vector<RosterChange> two{{item("a@example.net"), false}, {item("b@example.net"), true}};
+  const std::vector<RosterChange> two{{item("a@example.net"), false},
+                                      {item("b@example.net"), true}};
   EXPECT_THROW(roster().import_roster(owner, 1, two), Error);
   const std::vector<RosterChange> repeated{{item("a@example.net"), false},
                                            {item("a@example.net"), false}};

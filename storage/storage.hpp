@@ -158,11 +158,11 @@ struct ArchivedMessage {
 };
 
 struct ArchiveQuery {
-  std::optional<std::string> with;      // only messages with this bare JID
-  std::optional<std::int64_t> start;    // timestamp >= start
-  std::optional<std::int64_t> end;      // timestamp <= end
-  std::optional<std::string> after_id;  // strictly after this message
-  std::optional<std::string> before_id; // strictly before this message
+  std::optional<std::string> with;       // only messages with this bare JID
+  std::optional<std::int64_t> start;     // timestamp >= start
+  std::optional<std::int64_t> end;       // timestamp <= end
+  std::optional<std::string> after_id;   // strictly after this message
+  std::optional<std::string> before_id;  // strictly before this message
   // With before_id, or 'last': the page that ends where the range ends (the
   // newest messages); otherwise the page that starts where it starts.
   bool last = false;
@@ -171,8 +171,8 @@ struct ArchiveQuery {
 
 struct ArchivePage {
   std::vector<ArchivedMessage> messages;  // oldest first
-  bool complete = false;   // no more messages in the paging direction
-  std::size_t count = 0;   // messages matching with/start/end
+  bool complete = false;                  // no more messages in the paging direction
+  std::size_t count = 0;                  // messages matching with/start/end
 };
 
 // Who a user archives messages with (XEP-0313 §6): "always", "never" or

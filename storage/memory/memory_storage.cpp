@@ -315,7 +315,8 @@ class MemoryMuc final : public MucStore {
     std::vector<MucRoom> result;
     const auto found = state_.muc_rooms.find(service);
     if (found == state_.muc_rooms.end()) return result;
-    for (const auto& [name, room] : found->second) result.push_back(MucRoom{service, name, room.config});
+    for (const auto& [name, room] : found->second)
+      result.push_back(MucRoom{service, name, room.config});
     return result;
   }
 
@@ -375,7 +376,8 @@ class MemoryArchive final : public ArchiveStore {
   bool append(const std::string& owner, const ArchivedMessage& message) override {
     std::lock_guard lock(state_.mutex);
     auto& messages = state_.archives[owner].messages;
-    if (std::ranges::any_of(messages, [&](const auto& stored) { return stored.message.id == message.id; }))
+    if (std::ranges::any_of(messages,
+                            [&](const auto& stored) { return stored.message.id == message.id; }))
       return false;
     State::StoredMessage stored{message, ++state_.archive_sequence};
     const auto position = std::ranges::upper_bound(messages, key(stored), {}, key);
@@ -390,7 +392,8 @@ class MemoryArchive final : public ArchiveStore {
     const auto& messages = found == state_.archives.end() ? none : found->second.messages;
     auto bound = [&](const std::optional<std::string>& id) -> std::optional<std::optional<Key>> {
       if (!id) return std::optional<Key>{};
-      const auto at = std::ranges::find(messages, *id, [](const auto& stored) { return stored.message.id; });
+      const auto at =
+          std::ranges::find(messages, *id, [](const auto& stored) { return stored.message.id; });
       if (at == messages.end()) return std::nullopt;
       return std::optional<Key>{key(*at)};
     };
@@ -446,7 +449,9 @@ class MemoryArchive final : public ArchiveStore {
 
  private:
   using Key = std::pair<std::int64_t, std::int64_t>;
-  static Key key(const State::StoredMessage& stored) { return {stored.message.timestamp, stored.sequence}; }
+  static Key key(const State::StoredMessage& stored) {
+    return {stored.message.timestamp, stored.sequence};
+  }
 
   State& state_;
 };

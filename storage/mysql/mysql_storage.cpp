@@ -658,7 +658,8 @@ class MysqlArchive final : public ArchiveStore {
       struct Bound {
         std::int64_t timestamp, seq;
       };
-      auto locate = [&](const std::optional<std::string>& id) -> std::optional<std::optional<Bound>> {
+      auto locate =
+          [&](const std::optional<std::string>& id) -> std::optional<std::optional<Bound>> {
         if (!id) return std::optional<Bound>{};
         Query found(connection,
                     "SELECT timestamp, seq FROM archive_messages WHERE owner = ? AND id = ?");
@@ -710,15 +711,14 @@ class MysqlArchive final : public ArchiveStore {
         timestamp = newest_dropped.integer(0);
         seq = newest_dropped.integer(1);
       }
-      return static_cast<std::size_t>(
-          Query(connection,
-                "DELETE FROM archive_messages WHERE owner = ?"
-                " AND (timestamp < ? OR (timestamp = ? AND seq <= ?))")
-              .bind(owner)
-              .bind(timestamp)
-              .bind(timestamp)
-              .bind(seq)
-              .run());
+      return static_cast<std::size_t>(Query(connection,
+                                            "DELETE FROM archive_messages WHERE owner = ?"
+                                            " AND (timestamp < ? OR (timestamp = ? AND seq <= ?))")
+                                          .bind(owner)
+                                          .bind(timestamp)
+                                          .bind(timestamp)
+                                          .bind(seq)
+                                          .run());
     });
   }
 
@@ -730,13 +730,15 @@ class MysqlArchive final : public ArchiveStore {
   }
 
   std::optional<ArchivePrefs> prefs(const std::string& owner) override {
-    return pool_.run(Mode::single_statement, [&](Connection& connection) -> std::optional<ArchivePrefs> {
-      Query query(connection,
-                  "SELECT default_policy, always_jids, never_jids FROM archive_prefs WHERE owner = ?");
-      if (!query.bind(owner).step()) return std::nullopt;
-      return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)),
-                          sql::split_jid_list(query.text(2))};
-    });
+    return pool_.run(
+        Mode::single_statement, [&](Connection& connection) -> std::optional<ArchivePrefs> {
+          Query query(
+              connection,
+              "SELECT default_policy, always_jids, never_jids FROM archive_prefs WHERE owner = ?");
+          if (!query.bind(owner).step()) return std::nullopt;
+          return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)),
+                              sql::split_jid_list(query.text(2))};
+        });
   }
 
   void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {

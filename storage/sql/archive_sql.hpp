@@ -25,8 +25,7 @@ inline std::string archive_count_sql(const ArchiveQuery& query) {
 // SELECT id, timestamp, with_jid, stanza of one page plus one row (to tell
 // whether the page is the last), newest first when paging from the end.
 inline std::string archive_page_sql(const ArchiveQuery& query, bool has_after, bool has_before) {
-  std::string sql =
-      "SELECT id, timestamp, with_jid, stanza FROM archive_messages WHERE owner = ?";
+  std::string sql = "SELECT id, timestamp, with_jid, stanza FROM archive_messages WHERE owner = ?";
   if (query.with) sql += " AND with_jid = ?";
   if (query.start) sql += " AND timestamp >= ?";
   if (query.end) sql += " AND timestamp <= ?";

@@ -581,8 +581,8 @@ class SqliteMuc final : public MucStore {
 
   std::optional<MucRoom> find_room(const std::string& service, const std::string& name) override {
     std::lock_guard lock(database_.mutex);
-    Query query(database_.connection.cached(
-        "SELECT config FROM muc_rooms WHERE service = ? AND name = ?"));
+    Query query(
+        database_.connection.cached("SELECT config FROM muc_rooms WHERE service = ? AND name = ?"));
     if (!query.bind(service).bind(name).step()) return std::nullopt;
     return MucRoom{service, name, query.text(0)};
   }
@@ -641,7 +641,8 @@ class SqliteMuc final : public MucStore {
         " JOIN muc_rooms r ON r.id = a.room_id WHERE r.service = ? AND r.name = ? ORDER BY a.jid"));
     query.bind(service).bind(name);
     std::vector<MucAffiliation> result;
-    while (query.step()) result.push_back(MucAffiliation{query.text(0), query.text(1), query.text(2)});
+    while (query.step())
+      result.push_back(MucAffiliation{query.text(0), query.text(1), query.text(2)});
     return result;
   }
 
@@ -708,7 +709,8 @@ class SqliteArchive final : public ArchiveStore {
       count.step();
       page.count = static_cast<std::size_t>(count.integer(0));
     }
-    Query rows(connection.cached(sql::archive_page_sql(query, after->has_value(), before->has_value())));
+    Query rows(
+        connection.cached(sql::archive_page_sql(query, after->has_value(), before->has_value())));
     bind_filters(rows);
     for (const auto& bound : {*after, *before}) {
       if (bound) rows.bind(bound->timestamp).bind(bound->timestamp).bind(bound->seq);
@@ -731,9 +733,9 @@ class SqliteArchive final : public ArchiveStore {
     std::int64_t timestamp = 0;
     std::int64_t seq = 0;
     {
-      Query newest_dropped(connection.cached(
-          "SELECT timestamp, seq FROM archive_messages WHERE owner = ?"
-          " ORDER BY timestamp DESC, seq DESC LIMIT 1 OFFSET ?"));
+      Query newest_dropped(
+          connection.cached("SELECT timestamp, seq FROM archive_messages WHERE owner = ?"
+                            " ORDER BY timestamp DESC, seq DESC LIMIT 1 OFFSET ?"));
       if (!newest_dropped.bind(owner).bind(static_cast<std::int64_t>(keep)).step()) return 0;
       timestamp = newest_dropped.integer(0);
       seq = newest_dropped.integer(1);
@@ -764,14 +766,16 @@ class SqliteArchive final : public ArchiveStore {
     Query query(database_.connection.cached(
         "SELECT default_policy, always_jids, never_jids FROM archive_prefs WHERE owner = ?"));
     if (!query.bind(owner).step()) return std::nullopt;
-    return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)), sql::split_jid_list(query.text(2))};
+    return ArchivePrefs{query.text(0), sql::split_jid_list(query.text(1)),
+                        sql::split_jid_list(query.text(2))};
   }
 
   void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {
     std::lock_guard lock(database_.mutex);
-    Query(database_.connection.cached(
-              "INSERT OR REPLACE INTO archive_prefs (owner, default_policy, always_jids, never_jids)"
-              " VALUES (?, ?, ?, ?)"))
+    Query(
+        database_.connection.cached(
+            "INSERT OR REPLACE INTO archive_prefs (owner, default_policy, always_jids, never_jids)"
+            " VALUES (?, ?, ?, ?)"))
         .bind(owner)
         .bind(prefs.default_policy)
         .bind(sql::join_jid_list(prefs.always))
