@@ -293,9 +293,11 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
     }
     wake_writer_.cancel();
     watchdog_.cancel();
-    const bool was_authenticated = state_ == State::authenticated;
     state_ = State::closed;
-    if (was_authenticated) manager_->release(domain_, this);
+    if (claimed_) {
+      claimed_ = false;
+      manager_->release(domain_, this);
+    }
     spdlog::info("component {} {}{}: disconnected", id_, remote_, domain_.empty() ? "" : " " + domain_);
     manager_->forget(shared_from_this());
     co_return;
@@ -363,6 +365,7 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
       return;
     }
     if (replaced) replaced->close("conflict", "replaced by a new connection for the same domain");
+    claimed_ = true;
     state_ = State::authenticated;
     spdlog::info("component {} {} {}: authenticated{}", id_, remote_, domain_,
                  replaced ? " (replacing " + replaced->id() + ")" : "");
@@ -453,6 +456,9 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
   State state_ = State::connected;
   std::string stream_id_;
   std::string domain_;
+  // Holds domain_ in State::connected until finish(), however the stream
+  // ended (the writer may have marked it closed first).
+  bool claimed_ = false;
   bool header_sent_ = false;
   bool closing_ = false;
   Clock::time_point close_deadline_{};

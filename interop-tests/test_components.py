@@ -5,6 +5,7 @@ Then a real bridge: biboumi (XMPP-IRC gateway) on irc.localhost, an ngircd IRC
 server, and a plain IRC client talking with a Parley user in a channel."""
 
 import asyncio
+import hashlib
 import os
 import queue
 import shutil
@@ -22,7 +23,8 @@ import slixmpp
 from slixmpp.exceptions import IqError
 
 import harness
-from harness import DOMAIN, LOOPBACK, STEP_TIMEOUT, ServerTestCase, free_port
+from harness import (DOMAIN, LOOPBACK, NS_STANZA_ERRORS, STEP_TIMEOUT, ServerTestCase, error_condition,
+                     free_port, qname)
 
 ECHO = f"echo.{DOMAIN}"
 ECHO_SECRET = "echo-component-secret-7f3a"
@@ -208,6 +210,102 @@ class Handshake(ComponentTestCase):
         await self.assert_echo(alice, "over TLS")
 
 
+class RawComponent(harness.RawClient):
+    """The component protocol by hand, for input slixmpp would not send."""
+
+    def __init__(self, server):
+        super().__init__(server, mode="component")
+
+    def open(self, domain=ECHO):
+        self.send(f"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                  f"xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>")
+        deadline = time.monotonic() + self.timeout
+        while not self.stream_attributes:
+            if time.monotonic() >= deadline:
+                raise AssertionError("no stream header from the server")
+            self._read_some(deadline - time.monotonic())
+        return self.stream_attributes
+
+    def handshake(self, domain=ECHO, secret=ECHO_SECRET):
+        header = self.open(domain)
+        digest = hashlib.sha1((header["id"] + secret).encode()).hexdigest()
+        self.send(f"<handshake>{digest.upper()}</handshake>")
+        answer = self.recv()
+        if answer.tag != "{jabber:component:accept}handshake":
+            raise AssertionError("handshake refused: " + harness.to_text(answer))
+        return header
+
+
+class ProtocolEdges(ComponentTestCase):
+
+    async def test_header_then_uppercase_digest_accepted(self):
+        raw = self.raw_component()
+        header = raw.handshake()
+        self.assertEqual(header["from"], ECHO)
+        self.assertGreaterEqual(len(header["id"]), 16)
+        self.server.wait_for_log(f"{ECHO}: authenticated")
+
+    async def test_missing_from_is_improper_addressing(self):
+        raw = self.raw_component()
+        raw.handshake()
+        raw.send(f"<message to='alice@{DOMAIN}'><body>who am I</body></message>")
+        self.assertEqual(raw.stream_error(), "improper-addressing")
+
+    async def test_malformed_to_is_answered_and_the_stream_stays(self):
+        self.register("alice")
+        alice = await self.logged_in("alice")
+        raw = self.raw_component()
+        raw.handshake()
+        raw.send(f"<iq type='get' id='q1' from='{ECHO}' to='a@b@c'><ping xmlns='{NS_PING}'/></iq>")
+        answer = raw.wait_for(lambda e: e.get("id") == "q1")
+        self.assertEqual(answer.get("type"), "error")
+        error = answer.find("{jabber:component:accept}error")
+        self.assertEqual(error_condition(error, NS_STANZA_ERRORS), "jid-malformed")
+        raw.send(f"<message from='{ECHO}' to='{alice.boundjid}' type='chat'><body>still here</body></message>")
+        await alice.wait_message(body="still here", sender=ECHO)
+
+    async def test_other_elements_are_unsupported_stanza_type(self):
+        raw = self.raw_component()
+        raw.handshake()
+        raw.send(f"<query xmlns='jabber:iq:roster' from='{ECHO}' to='{DOMAIN}'/>")
+        self.assertEqual(raw.stream_error(), "unsupported-stanza-type")
+
+    async def test_sigterm_sends_system_shutdown(self):
+        echo = await self.connected()
+        self.assertEqual(self.server.stop(), 0)
+        self.assertEqual(await echo.wait_stream_error(), "system-shutdown")
+
+    def raw_component(self):
+        raw = RawComponent(self.server)
+        self.addCleanup(raw.close)
+        return raw
+
+
+class HandshakeTimeout(ComponentTestCase):
+
+    def setUp(self):
+        self.server = ComponentServer()
+        self.server.config = self._with_short_auth_timeout(self.server.config)
+        self.addCleanup(self._stop_server)
+        self.server.start()
+
+    @staticmethod
+    def _with_short_auth_timeout(config):
+        def patched():
+            settings = config()
+            settings["limits"] = {"auth_timeout": 2}
+            return settings
+        return patched
+
+    async def test_no_handshake_is_connection_timeout(self):
+        raw = RawComponent(self.server)
+        self.addCleanup(raw.close)
+        raw.open()
+        started = time.monotonic()
+        self.assertEqual(raw.stream_error(timeout=STEP_TIMEOUT), "connection-timeout")
+        self.assertGreaterEqual(time.monotonic() - started, 1.5)
+
+
 class Addressing(ComponentTestCase):
 
     async def test_spoofed_from_is_invalid_from(self):
@@ -224,6 +322,9 @@ class Addressing(ComponentTestCase):
         alice.send_message(mto=bob.boundjid, mbody="real", mtype="chat")
         first = await bob.wait_message(sender=alice.boundjid.bare)
         self.assertEqual(first["body"], "real")
+        # A stream the server ended frees the domain: the component reconnects.
+        await self.connected()
+        await self.assert_echo(alice, "back after invalid-from")
 
     async def test_any_address_at_the_component_may_send(self):
         self.register("alice")
