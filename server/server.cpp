@@ -125,7 +125,7 @@ struct Server::Impl {
 
   explicit Impl(Config c) : config(std::move(c)), workers(config.workers) {
     storage = storage::open(config.storage);
-    spdlog::info("storage: {} ({})", storage->backend_name(), config.storage);
+    spdlog::info("storage: {} ({})", storage->backend_name(), storage::printable_uri(config.storage));
     for (const auto& host : config.hosts) router.add_host(host);
     start_modules();
     try {

@@ -83,4 +83,13 @@ std::unique_ptr<Storage> open(const std::string& uri) {
 
 void check_uri(const std::string& uri) { parse(uri); }
 
+std::string printable_uri(const std::string& uri) {
+  if (!uri.starts_with("mysql:")) return uri;
+  try {
+    return "mysql://" + mysql::parse_uri(uri).describe();
+  } catch (const Error&) {
+    return "mysql://(malformed URI)";
+  }
+}
+
 }  // namespace parley::storage

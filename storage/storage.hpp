@@ -271,4 +271,8 @@ std::unique_ptr<Storage> open(const std::string& uri);
 // validation). Throws storage::Error with the same one-line reasons.
 void check_uri(const std::string& uri);
 
+// The URI as logs may show it: a mysql:// URI without its password
+// ("mysql://USER@HOST:PORT/DATABASE"); other URIs unchanged.
+std::string printable_uri(const std::string& uri);
+
 }  // namespace parley::storage

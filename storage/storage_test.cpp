@@ -80,6 +80,15 @@ TEST(StorageOpen, CheckUriAcceptsEveryFormWithoutOpeningIt) {
   EXPECT_THROW(check_uri("redis://x"), Error);
 }
 
+TEST(StorageOpen, PrintableUriHidesTheMysqlPassword) {
+  EXPECT_EQ(printable_uri("mysql://parley:s3cret@db.example.org:3307/parley?pool=2"),
+            "mysql://parley@db.example.org:3307/parley");
+  EXPECT_EQ(printable_uri("mysql://parley:s3cret@db/parley").find("s3cret"), std::string::npos);
+  EXPECT_EQ(printable_uri("mysql:garbage:s3cret"), "mysql://(malformed URI)");
+  EXPECT_EQ(printable_uri("sqlite:var/parley.db"), "sqlite:var/parley.db");
+  EXPECT_EQ(printable_uri("memory:"), "memory:");
+}
+
 TEST(StorageOpen, MysqlErrorsNeverShowThePassword) {
   // Nothing listens on port 1: the connection is refused at once.
   const auto message = open_error("mysql://parley:s3cret@127.0.0.1:1/parley");
