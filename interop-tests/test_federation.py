@@ -69,6 +69,7 @@ class FederationTestCase(unittest.IsolatedAsyncioTestCase):
     printed when the test fails."""
 
     s2s_settings = None
+    server_class = FederatedServer
     prosody_options = {}
     direct_tls = False  # publish and serve only Direct TLS records
 
@@ -86,7 +87,7 @@ class FederationTestCase(unittest.IsolatedAsyncioTestCase):
                 self.lab.dns.remove(name)
                 self.lab.dns.add_domain(name, self.prosody.address, srvs=[
                     (0, 5, self.prosody.ports["s2s_direct_tls"], PROSODY_DOMAIN)])
-        self.server = FederatedServer(self.lab, self.s2s_settings)
+        self.server = self.server_class(self.lab, self.s2s_settings)
         self.server.publish_dns(direct_tls=self.direct_tls)
         self.add_records(self.lab.dns)
         self.lab.dns.start()
