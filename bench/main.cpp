@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -55,6 +56,8 @@ struct Options {
   double duration = 10;
   std::size_t pairs = 10;
   std::size_t window = 8;
+  std::size_t messages = 0;  // chat: stop after this many messages in all (0: after duration)
+  std::string after_login;   // chat: a shell command run once every session is logged in
   std::size_t body_bytes = 0;
   std::size_t contacts = 20;
   bool skip_setup = false;
@@ -371,6 +374,9 @@ class Bench {
       chatters[i].partner_jid = chatters[i ^ 1].connection->jid();
       chatters[i].wake = std::make_unique<asio::steady_timer>(io_);
     }
+    if (!options_.after_login.empty() && std::system(options_.after_login.c_str()) != 0) {
+      throw std::runtime_error("--after-login command failed: " + options_.after_login);
+    }
 
     Histogram latency_us;
     std::uint64_t received_in_window = 0;
@@ -421,7 +427,9 @@ class Bench {
     auto sender = [&](std::size_t index) -> asio::awaitable<void> {
       auto& self = chatters[index];
       std::string stanza;
-      for (std::uint64_t k = 0; sending; ++k) {
+      const std::uint64_t quota = options_.messages == 0 ? UINT64_MAX
+                                  : options_.messages / count + (index < options_.messages % count ? 1 : 0);
+      for (std::uint64_t k = 0; sending && k < quota; ++k) {
         auto intended = start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(k));
         if (paced && intended > Clock::now()) {
           self.wake->expires_at(intended);
@@ -461,13 +469,18 @@ class Bench {
       asio::co_spawn(io_, [&sender, i] { return sender(i); }, asio::detached);
     }
     auto cpu_before = sample();
-    co_await sleep_until(start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.duration)));
-    sending = false;
+    asio::steady_timer stop_timer(
+        io_, start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.duration)));
+    stop_timer.async_wait([&](boost::system::error_code error) {
+      if (error) return;
+      sending = false;
+      for (auto& chatter : chatters) chatter.wake->cancel();
+    });
+    co_await senders.wait();
+    stop_timer.cancel();
     measuring = false;
     auto elapsed = seconds_since(start);
     auto cpu_after = sample();
-    for (auto& chatter : chatters) chatter.wake->cancel();
-    co_await senders.wait();
 
     // Drain: wait until everything sent has arrived, or 10 s without progress.
     auto missing = [&] {
@@ -710,6 +723,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pairs", options.pairs, "chatting pairs")->capture_default_str();
   app.add_option("--window", options.window, "flat-out chat: messages in flight per sender")->capture_default_str();
+  app.add_option("--messages", options.messages, "chat: stop after this many messages in all (default: after --duration)");
+  app.add_option("--after-login", options.after_login, "chat: shell command to run once all sessions are logged in");
   app.add_option("--body-bytes", options.body_bytes, "padding added to each message body")->capture_default_str();
   app.add_option("--contacts", options.contacts, "presence: contacts per user")->capture_default_str();
   app.add_flag("--skip-setup", options.skip_setup, "presence: the rosters already exist");
