@@ -48,6 +48,9 @@ class MucServer : public TestServer {
     EXPECT_TRUE(muc_->wait_idle());
   }
 
+  // Waits until the service has handled everything sent to it.
+  void settle() { EXPECT_TRUE(muc_->wait_idle()); }
+
   std::vector<xml::Element> take_remote() {
     std::lock_guard lock(remote_mutex_);
     return std::exchange(remote_, {});
@@ -522,6 +525,26 @@ TEST_F(MucTest, FederatedOccupantsJoinAndChatLikeLocalOnes) {
   server.exchange(alice, admin_item("set", "affiliation", "outcast", "jid", "remote.example"));
   const auto removed = only_from(server.take_remote(), "presence", nick_jid("Zed"));
   EXPECT_EQ(status_codes(removed), (std::set<int>{110, 301}));
+}
+
+TEST(MucSessions, ClosedSessionLeavesItsRoomsThroughThePresenceModule) {
+  MucServer server;
+  server.enable(make_roster_module);
+  server.enable(make_presence_module);
+  auto alice = server.bind("alice@example.org/home");
+  auto bob = server.bind("bob@example.org/work");
+  server.exchange(alice, join_presence("Alice"));
+  server.exchange(alice, owner_query("set", "instant"));
+  server.exchange(bob, join_presence("Bob"));
+  server.exchange(bob, join_presence("Robert"));  // both nicks got directed presence
+  alice.session->take();
+  server.run(server.router().session_closed(bob.jid, bob.session.get()));
+  server.settle();
+  const auto seen = alice.session->take();
+  const auto gone = only_from(seen, "presence", nick_jid("Robert"));
+  EXPECT_EQ(gone.attr("type"), "unavailable");
+  const auto occupants = server.exchange(alice, admin_item("get", "role", "participant", "", ""));
+  EXPECT_TRUE(testing::child_attrs(*occupants.front().child("query", ns_muc_admin), "item", "nick").empty());
 }
 
 TEST(MucPersistence, PersistentRoomKeepsConfigAndAffiliationsAcrossARestart) {
