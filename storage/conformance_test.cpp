@@ -912,6 +912,20 @@ TEST_P(StorageConformance, OfflineOwnersAndPeekLeaveTheMessagesInPlace) {
   EXPECT_EQ(offline().owners(), std::vector<std::string>{"zed@example.org"});
 }
 
+TEST_P(StorageConformance, ArchiveOwnersAreThoseWithMessagesOrPreferences) {
+  auto& archive = storage().archive();
+  EXPECT_TRUE(archive.owners().empty());
+  ASSERT_TRUE(archive.append("zed@example.org", archived(1, 1000)));
+  ASSERT_TRUE(archive.append("zed@example.org", archived(2, 2000)));
+  archive.set_prefs("bob@example.org", ArchivePrefs{"never", {}, {}});
+  ASSERT_TRUE(archive.append("alice@example.org", archived(1, 1000)));
+  archive.set_prefs("alice@example.org", ArchivePrefs{"roster", {"x@example.net"}, {}});
+  EXPECT_EQ(archive.owners(), (std::vector<std::string>{"alice@example.org", "bob@example.org",
+                                                        "zed@example.org"}));
+  archive.remove_owner("bob@example.org");
+  EXPECT_EQ(archive.owners(), (std::vector<std::string>{"alice@example.org", "zed@example.org"}));
+}
+
 TEST_P(StorageConformance, MucServicesAreThoseWithRoomsSorted) {
   auto& muc = storage().muc();
   EXPECT_TRUE(muc.services().empty());

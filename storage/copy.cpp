@@ -57,6 +57,30 @@ RoomRecord read_room(MucStore& muc, const std::string& service, const std::strin
   return record;
 }
 
+// Read a page at a time, oldest first: an archive may hold many messages.
+constexpr std::size_t archive_page = 500;
+
+struct ArchiveRecord {
+  std::vector<ArchivedMessage> messages;
+  std::optional<ArchivePrefs> prefs;
+  bool empty() const { return messages.empty() && !prefs; }
+  bool operator==(const ArchiveRecord&) const = default;
+};
+
+ArchiveRecord read_archive(ArchiveStore& archive, const std::string& owner) {
+  ArchiveRecord record;
+  record.prefs = archive.prefs(owner);
+  ArchiveQuery query;
+  query.max = archive_page;
+  for (;;) {
+    auto page = archive.query(owner, query);
+    if (!page) throw Error("the archive of " + owner + " changed while it was being read");
+    for (auto& message : page->messages) record.messages.push_back(std::move(message));
+    if (page->complete || record.messages.empty()) return record;
+    query.after_id = record.messages.back().id;
+  }
+}
+
 struct AccountKey {
   std::string username;
   std::string domain;
@@ -67,6 +91,7 @@ struct Inventory {
   std::vector<AccountKey> accounts;
   std::vector<std::string> roster_owners;
   std::vector<std::string> offline_owners;
+  std::vector<std::string> archive_owners;
   std::vector<std::pair<std::string, std::string>> rooms;  // service, name
 };
 
@@ -78,6 +103,7 @@ Inventory take_inventory(Storage& storage) {
   }
   inventory.roster_owners = storage.roster().owners();
   inventory.offline_owners = storage.offline().owners();
+  inventory.archive_owners = storage.archive().owners();
   for (const auto& service : storage.muc().services()) {
     for (const auto& room : storage.muc().rooms(service)) inventory.rooms.emplace_back(service, room.name);
   }
@@ -187,6 +213,26 @@ class Copier {
       report.copied.offline += source.size();
     }
 
+    if (write) tell("copying " + std::to_string(inventory.archive_owners.size()) + " message archives");
+    for (const auto& owner : inventory.archive_owners) {
+      const auto source = read_archive(from_.archive(), owner);
+      if (source.empty()) continue;
+      count_archive(report.source, source);
+      const auto target = read_archive(to_.archive(), owner);
+      const auto state = target.empty() ? State::missing : target == source ? State::equal : State::different;
+      if (state == State::equal) {
+        count_archive(report.unchanged, source);
+        continue;
+      }
+      if (state == State::different) conflict(report, "message archive of " + owner + " differs in the target");
+      if (!write) continue;
+      if (state == State::different) to_.archive().remove_owner(owner);
+      // Appended oldest first, so messages with equal timestamps keep their order.
+      for (const auto& message : source.messages) to_.archive().append(owner, message);
+      if (source.prefs) to_.archive().set_prefs(owner, *source.prefs);
+      count_archive(report.copied, source);
+    }
+
     if (write) tell("copying " + std::to_string(inventory.rooms.size()) + " rooms");
     for (const auto& [service, name] : inventory.rooms) {
       const auto source = read_room(from_.muc(), service, name);
@@ -213,6 +259,11 @@ class Copier {
     counts.pending += record.pending.size();
   }
 
+  static void count_archive(CopyCounts& counts, const ArchiveRecord& record) {
+    ++counts.archives;
+    counts.archived += record.messages.size();
+  }
+
   static void count_room(CopyCounts& counts, const RoomRecord& record) {
     ++counts.rooms;
     counts.affiliations += record.affiliations.size();
@@ -231,6 +282,10 @@ class Copier {
     for (const auto& owner : inventory.offline_owners) {
       const auto source = from_.offline().peek_all(owner);
       if (to_.offline().peek_all(owner) == source) verified.offline += source.size();
+    }
+    for (const auto& owner : inventory.archive_owners) {
+      const auto source = read_archive(from_.archive(), owner);
+      if (!source.empty() && read_archive(to_.archive(), owner) == source) count_archive(verified, source);
     }
     for (const auto& [service, name] : inventory.rooms) {
       const auto source = read_room(from_.muc(), service, name);

@@ -1,11 +1,12 @@
 // Copying everything one backend stores into another (parleyctl migrate):
 // accounts with their stored SCRAM keys, rosters with their version history,
-// pending subscription requests, offline messages, MUC rooms with their
-// affiliations.
+// pending subscription requests, offline messages, message archives with
+// their preferences, MUC rooms with their affiliations.
 //
 // The unit of comparison is one record: an account, one owner's roster
-// (version, items, pending requests), one owner's offline queue, one room
-// (configuration and affiliations). A record missing from the target is
+// (version, items, pending requests), one owner's offline queue, one
+// owner's archive (messages and preferences), one room (configuration and
+// affiliations). A record missing from the target is
 // copied; one already there and equal is left alone, so copying twice
 // changes nothing the second time; one there and different is a conflict.
 // Without `force`, any conflict stops the copy before anything is written;
@@ -32,6 +33,8 @@ struct CopyCounts {
   std::size_t offline = 0;        // offline messages
   std::size_t rooms = 0;          // MUC rooms
   std::size_t affiliations = 0;   // MUC affiliations
+  std::size_t archives = 0;       // owners with a message archive or archive preferences
+  std::size_t archived = 0;       // archived messages
   bool operator==(const CopyCounts&) const = default;
 };
 

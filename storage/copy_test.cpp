@@ -44,6 +44,13 @@ void fill(Storage& storage) {
   ASSERT_TRUE(storage.offline().push("carol@example.net", "<message id='3'/>", 10));
   storage.muc().put_room({"conference.example.org", "lobby", "<config/>"});
   storage.muc().set_affiliation("conference.example.org", "lobby", {"alice@example.org", "owner", ""});
+  // More than one page of archive, with equal timestamps whose order is kept.
+  for (int n = 0; n < 1200; ++n) {
+    ASSERT_TRUE(storage.archive().append(
+        "alice@example.org", {"m" + std::to_string(n), 1000 + n / 3, "bob@example.org",
+                              "<message><body>" + std::to_string(n) + "</body></message>"}));
+  }
+  storage.archive().set_prefs("bob@example.org", ArchivePrefs{"roster", {}, {"eve@example.com"}});
 }
 
 class Copy : public ::testing::Test {
@@ -56,7 +63,7 @@ class Copy : public ::testing::Test {
   std::unique_ptr<Storage> target_;
 };
 
-const CopyCounts everything{3, 3, 3, 2, 3, 1, 1};
+const CopyCounts everything{3, 3, 3, 2, 3, 1, 1, 2, 1200};
 
 TEST_F(Copy, CopiesEverythingAndVerifiesIt) {
   std::vector<std::string> progress;
@@ -86,6 +93,17 @@ TEST_F(Copy, CopiesEverythingAndVerifiesIt) {
   EXPECT_EQ(target_->offline().peek_all("bob@example.org"),
             (std::vector<std::string>{"<message id='1'/>", "<message id='2'/>"}));
   EXPECT_EQ(target_->muc().affiliations("conference.example.org", "lobby").size(), 1u);
+  ArchiveQuery last_page;
+  last_page.last = true;
+  last_page.max = 3;
+  const auto page = target_->archive().query("alice@example.org", last_page);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->messages.size(), 3u);
+  EXPECT_EQ(page->count, 1200u);
+  EXPECT_EQ(page->messages[0].id, "m1197");
+  EXPECT_EQ(page->messages[2].id, "m1199");
+  EXPECT_EQ(target_->archive().prefs("bob@example.org"),
+            (ArchivePrefs{"roster", {}, {"eve@example.com"}}));
   // The source is read, never changed.
   EXPECT_EQ(source_->offline().count("bob@example.org"), 2u);
 }
@@ -120,6 +138,7 @@ TEST_F(Copy, ForceReplacesWhatDiffersAndLeavesTargetOnlyRecords) {
   ASSERT_TRUE(target_->offline().push("bob@example.org", "<stale/>", 10));
   ASSERT_TRUE(target_->offline().push("carol@example.net", "<other/>", 10));
   ASSERT_TRUE(target_->accounts().create(account("zed", "example.org", 'q')));
+  ASSERT_TRUE(target_->archive().append("alice@example.org", {"stale", 1, "x@example.net", "<m/>"}));
   const auto report = copy_all(*source_, *target_, {true, {}});
   EXPECT_TRUE(report.written);
   EXPECT_EQ(report.verified, everything);
@@ -129,6 +148,7 @@ TEST_F(Copy, ForceReplacesWhatDiffersAndLeavesTargetOnlyRecords) {
   EXPECT_EQ(target_->offline().peek_all("carol@example.net"),
             std::vector<std::string>{"<message id='3'/>"});
   EXPECT_EQ(target_->accounts().find("zed", "example.org"), account("zed", "example.org", 'q'));
+  EXPECT_EQ(target_->archive().query("alice@example.org", {})->count, 1200u);
 }
 
 TEST_F(Copy, AnInterruptedCopyIsCompletedByTheNextRun) {

@@ -64,6 +64,10 @@ Parsed parse(const std::string& uri) {
 
 }  // namespace
 
+std::vector<std::string> ArchiveStore::owners() {
+  throw Error("this storage backend cannot list the owners of message archives");
+}
+
 std::vector<std::string> MucStore::services() {
   throw Error("this storage backend cannot list its MUC services");
 }

@@ -197,6 +197,11 @@ class ArchiveStore {
   virtual void remove_owner(const std::string& owner) = 0;
   virtual std::optional<ArchivePrefs> prefs(const std::string& owner) = 0;
   virtual void set_prefs(const std::string& owner, const ArchivePrefs& prefs) = 0;
+
+  // For tools that copy everything stored (parleyctl migrate). Backends
+  // without it throw storage::Error.
+  // Owners with archived messages or preferences, sorted.
+  virtual std::vector<std::string> owners();
 };
 
 // Multi-user chat rooms (XEP-0045) that outlive their occupants: a room is

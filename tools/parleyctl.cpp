@@ -117,7 +117,8 @@ void print_counts(const std::string& label, const parley::storage::CopyCounts& c
   std::cout << label << ": " << counts.accounts << " accounts, " << counts.rosters << " rosters with "
             << counts.roster_items << " items and " << counts.pending << " pending subscriptions, "
             << counts.offline << " offline messages, " << counts.rooms << " rooms with " << counts.affiliations
-            << " affiliations\n";
+            << " affiliations, " << counts.archives << " message archives with " << counts.archived
+            << " messages\n";
 }
 
 int migrate(const std::string& from_uri, const std::string& to_uri, bool force) {
@@ -266,7 +267,8 @@ int main(int argc, char** argv) {
   std::string from_uri, to_uri;
   auto* migrate_command = app.add_subcommand(
       "migrate",
-      "Copy accounts, rosters, pending subscriptions, offline messages and rooms from one storage to another,\n"
+      "Copy accounts, rosters, pending subscriptions, offline messages, message archives and rooms\n"
+      "from one storage to another, "
       "without the server (stop parleyd first). Storage URIs as in the config: sqlite:PATH,\n"
       "mysql://USER:PASSWORD@HOST:PORT/DATABASE. Running it again copies only what is missing.\n"
       "Refuses, writing nothing, when the target holds different data for the same record");

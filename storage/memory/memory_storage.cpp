@@ -447,6 +447,16 @@ class MemoryArchive final : public ArchiveStore {
     state_.archives[owner].prefs = prefs;
   }
 
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(state_.mutex);
+    std::vector<std::string> result;
+    for (const auto& [owner, archive] : state_.archives) {
+      if (!archive.messages.empty() || archive.prefs) result.push_back(owner);
+    }
+    std::ranges::sort(result);
+    return result;
+  }
+
  private:
   using Key = std::pair<std::int64_t, std::int64_t>;
   static Key key(const State::StoredMessage& stored) {

@@ -741,6 +741,17 @@ class MysqlArchive final : public ArchiveStore {
         });
   }
 
+  std::vector<std::string> owners() override {
+    return pool_.run(Mode::single_statement, [&](Connection& connection) {
+      Query query(connection,
+                  "SELECT owner FROM archive_messages UNION SELECT owner FROM archive_prefs"
+                  " ORDER BY owner");
+      std::vector<std::string> result;
+      while (query.step()) result.push_back(query.text(0));
+      return result;
+    });
+  }
+
   void set_prefs(const std::string& owner, const ArchivePrefs& prefs) override {
     pool_.run(Mode::single_statement, [&](Connection& connection) {
       Query(connection,

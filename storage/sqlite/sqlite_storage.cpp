@@ -752,6 +752,15 @@ class SqliteArchive final : public ArchiveStore {
     return removed;
   }
 
+  std::vector<std::string> owners() override {
+    std::lock_guard lock(database_.mutex);
+    Query query(database_.connection.cached(
+        "SELECT owner FROM archive_messages UNION SELECT owner FROM archive_prefs ORDER BY owner"));
+    std::vector<std::string> result;
+    while (query.step()) result.push_back(query.text(0));
+    return result;
+  }
+
   void remove_owner(const std::string& owner) override {
     std::lock_guard lock(database_.mutex);
     auto& connection = database_.connection;
