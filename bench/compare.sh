@@ -119,16 +119,18 @@ start_prosody() {
 
 # Debian's ejabberd 23.01 runs as an unprivileged foreground node with its own
 # config: ejabberdctl --config-dir/--config/--ctl-config/--spool/--logs/--node
-# ... foreground. Started by root, ejabberdctl switches to the ejabberd user,
-# so the work directory is handed to that user. The Erlang distribution port
-# is fixed on loopback (ERL_DIST_PORT, no epmd).
+# ... foreground, as the ejabberd user (the work directory is handed to it).
+# setpriv, not ejabberdctl's own su: su goes through PAM, which resets the
+# open-file limit to 1024 and the node dies at about 1,000 connections. The
+# Erlang distribution port is fixed on loopback (ERL_DIST_PORT, no epmd).
 start_ejabberd() {
   fill bench/configs/ejabberd.yml.in "$work_dir/ejabberd.yml"
   fill bench/configs/ejabberdctl.cfg.in "$work_dir/ejabberdctl.cfg"
   cp /etc/ejabberd/inetrc "$work_dir/inetrc"
   mkdir -p "$work_dir/spool" "$work_dir/logs"
   chown -R ejabberd:ejabberd "$work_dir"
-  taskset -c "$SERVER_CORE" ejabberdctl --config-dir "$work_dir" --config "$work_dir/ejabberd.yml" \
+  HOME="$work_dir/spool" taskset -c "$SERVER_CORE" \
+    setpriv --reuid=ejabberd --regid=ejabberd --init-groups ejabberdctl --config-dir "$work_dir" --config "$work_dir/ejabberd.yml" \
     --ctl-config "$work_dir/ejabberdctl.cfg" --spool "$work_dir/spool" --logs "$work_dir/logs" \
     --node "parleybench@localhost" foreground >"$work_dir/server.log" 2>&1 &
   stop_pids=$!
@@ -199,7 +201,12 @@ suite() {
   for rate in $SWEEP_RATES; do
     bench "$server" "sweep-$rate" 1 chat --pairs "$SWEEP_PAIRS" --duration "$SWEEP_SECONDS" --rate "$rate"
   done
-  log "$server: idle TLS sessions up to ${max_hold}"
+  # Memory per session is measured on a fresh process: after the chat runs
+  # the allocator keeps freed memory, which new sessions would reuse.
+  log "$server: restarting for the idle sessions (up to ${max_hold})"
+  stop_server
+  "start_$server"
+  wait_for_port
   bench "$server" hold-starttls 1 hold --tls starttls --checkpoints "$checkpoints" --concurrency 200 \
     --sources 4 --settle 3
 }
@@ -235,6 +242,8 @@ for server in $SERVERS; do
 done
 log "benchmarks took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
 
-/usr/bin/python3 bench/report.py --results "$results" --doc docs/performance.md --plots docs \
+# REPORT_WITH: earlier results files to merge (a server measured again here
+# replaces its earlier results).
+/usr/bin/python3 bench/report.py --results ${REPORT_WITH:-} "$results" --doc docs/performance.md --plots docs \
   --limits "fds=$(ulimit -Hn)" --elapsed "$((SECONDS - started))" --quick "${QUICK:-}"
 log "wrote docs/performance.md (raw results: $results)"

@@ -18,11 +18,16 @@ END = "<!-- compare.sh results: end -->"
 SERVERS = ("parley", "ejabberd", "prosody")
 
 
-def load(path):
+def load(paths):
+    """Results by (server, case); a server present in a later file replaces
+    what earlier files said about it."""
     runs = defaultdict(list)  # (server, case) -> [result]
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
+    for path in paths:
+        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        for server in {record["server"] for record in records}:
+            for key in [key for key in runs if key[0] == server]:
+                del runs[key]
+        for record in records:
             runs[(record["server"], record["case"])].append(record["result"])
     return runs
 
@@ -134,7 +139,7 @@ def plot(runs, plots_dir, sweep_rates):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--results", required=True)
+    parser.add_argument("--results", required=True, nargs="+")
     parser.add_argument("--doc", required=True)
     parser.add_argument("--plots", required=True)
     parser.add_argument("--limits", default="")
@@ -202,6 +207,17 @@ def main():
             else:
                 cells.append("–")
         lines.append(f"| server KiB per idle STARTTLS session at {target:,} | " + " | ".join(cells) + " |")
+    targets = sorted({p["target"] for s in servers for p in hold_points(runs, s)})
+    for low, high in zip(targets, targets[1:]):
+        cells = []
+        for s in servers:
+            points = {p["target"]: p for p in hold_points(runs, s) if "server_rss_bytes" in p}
+            if low in points and high in points and points[high]["sessions"] > points[low]["sessions"]:
+                grown = points[high]["server_rss_bytes"] - points[low]["server_rss_bytes"]
+                cells.append(f"{grown / (points[high]['sessions'] - points[low]['sessions']) / 1024:.1f}")
+            else:
+                cells.append("–")
+        lines.append(f"| server KiB per added idle STARTTLS session, {low:,}→{high:,} | " + " | ".join(cells) + " |")
     failures = []
     for (server, case), results in sorted(runs.items()):
         for result in results:
