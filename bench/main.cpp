@@ -430,7 +430,11 @@ class Bench {
       const std::uint64_t quota = options_.messages == 0 ? UINT64_MAX
                                   : options_.messages / count + (index < options_.messages % count ? 1 : 0);
       for (std::uint64_t k = 0; sending && k < quota; ++k) {
-        auto intended = start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(k));
+        // Each sender has its own phase, so the offered load is smooth
+        // instead of every sender firing at the same instants.
+        auto intended = start + std::chrono::duration_cast<Clock::duration>(
+                                    interval * (static_cast<double>(k) +
+                                                static_cast<double>(index) / static_cast<double>(count)));
         if (paced && intended > Clock::now()) {
           self.wake->expires_at(intended);
           boost::system::error_code ignored;
