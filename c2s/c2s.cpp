@@ -42,17 +42,6 @@ constexpr std::string_view ns_register_feature = "http://jabber.org/features/iq-
 constexpr std::string_view ns_register = "jabber:iq:register";
 constexpr int max_auth_failures = 3;
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 bool is_stanza(const xml::Element& element) {
   return element.ns() == xml::ns_client &&
          (element.name() == "message" || element.name() == "presence" || element.name() == "iq");
@@ -389,7 +378,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   }
 
   Task<void> on_stream_open(const xml::Element& open) {
-    stream_id_ = hex(sasl::random_bytes(12));
+    stream_id_ = sasl::hex_encode(sasl::random_bytes(12));
     const std::string previous_host = host_;
     auto to = xmpp::Jid::parse(open.attr("to"));
     peer_jid_.clear();
@@ -546,7 +535,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     std::string resource = bind->child_text("resource", ns_bind);
     std::optional<xmpp::Jid> full;
     if (resource.empty()) {
-      full = jid_.with_resource("parley-" + hex(sasl::random_bytes(6)));
+      full = jid_.with_resource("parley-" + sasl::hex_encode(sasl::random_bytes(6)));
     } else {
       full = jid_.with_resource(resource);
       if (!full) {
@@ -580,7 +569,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         return;
       }
       const bool resume = element.attr("resume") == "true" || element.attr("resume") == "1";
-      sm_.enable(resume, resume ? hex(sasl::random_bytes(16)) : std::string());
+      sm_.enable(resume, resume ? sasl::hex_encode(sasl::random_bytes(16)) : std::string());
       std::string enabled = "<enabled xmlns='urn:xmpp:sm:3'";
       if (resume) {
         listener_->allow_resumption(sm_.id(), shared_from_this());

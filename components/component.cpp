@@ -33,17 +33,6 @@ using router::Task;
 
 namespace {
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 bool is_stanza(const xml::Element& element) {
   return element.ns() == xml::ns_client &&
          (element.name() == "message" || element.name() == "presence" || element.name() == "iq");
@@ -130,7 +119,7 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
         remote_(endpoint_text(socket_)),
         direct_tls_(direct_tls),
         parser_(std::string(xml::ns_component), settings_.max_stanza_size),
-        stream_id_(hex(sasl::random_bytes(12))),
+        stream_id_(sasl::hex_encode(sasl::random_bytes(12))),
         wake_writer_(executor_),
         watchdog_(executor_) {}
 

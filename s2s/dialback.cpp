@@ -12,17 +12,6 @@ namespace parley::s2s {
 
 namespace {
 
-std::string hex(const unsigned char* bytes, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 15];
-  }
-  return out;
-}
-
 std::string_view trim(std::string_view text) {
   constexpr std::string_view space = " \t\r\n";
   const auto first = text.find_first_not_of(space);
@@ -36,7 +25,7 @@ std::string dialback_key(std::string_view secret, std::string_view receiving_dom
                          std::string_view originating_domain, std::string_view stream_id) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> secret_hash{};
   SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), secret_hash.data());
-  const std::string hmac_key = hex(secret_hash.data(), secret_hash.size());
+  const std::string hmac_key = sasl::hex_encode(std::string_view(reinterpret_cast<const char*>(secret_hash.data()), secret_hash.size()));
   std::string text;
   text.reserve(receiving_domain.size() + originating_domain.size() + stream_id.size() + 2);
   text.append(receiving_domain).append(" ").append(originating_domain).append(" ").append(stream_id);
@@ -44,7 +33,7 @@ std::string dialback_key(std::string_view secret, std::string_view receiving_dom
   unsigned int length = 0;
   HMAC(EVP_sha256(), hmac_key.data(), static_cast<int>(hmac_key.size()),
        reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac.data(), &length);
-  return hex(mac.data(), length);
+  return sasl::hex_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), length));
 }
 
 bool dialback_key_matches(std::string_view secret, std::string_view receiving_domain,

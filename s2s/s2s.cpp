@@ -46,18 +46,7 @@ constexpr auto close_grace = std::chrono::seconds(5);
 constexpr auto first_retry_delay = std::chrono::milliseconds(250);
 constexpr auto max_retry_delay = std::chrono::seconds(4);
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
-std::string new_stream_id() { return hex(sasl::random_bytes(12)); }
+std::string new_stream_id() { return sasl::hex_encode(sasl::random_bytes(12)); }
 
 bool is_stanza(const xml::Element& element) {
   return element.ns() == xml::ns_client &&
@@ -394,7 +383,7 @@ struct ClientContext {
 struct Manager::State : std::enable_shared_from_this<Manager::State> {
   State(std::vector<asio::io_context*> shard_list, router::Router& r, Settings s)
       : shards(std::move(shard_list)), router(r), settings(std::move(s)), server_certificates({"xmpp-server"}) {
-    if (settings.secret.empty()) settings.secret = hex(sasl::random_bytes(32));
+    if (settings.secret.empty()) settings.secret = sasl::hex_encode(sasl::random_bytes(32));
     min_version = tls_version_number(settings.tls_min_version);
     trust[""] = std::make_unique<TrustStore>(settings.policy.ca_file);
     for (const auto& [domain, override] : settings.policy.domains) {

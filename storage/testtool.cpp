@@ -28,19 +28,9 @@ std::string username(int n) {
   return buffer;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto byte : bytes) {
-    out.push_back(digits[static_cast<unsigned char>(byte) >> 4]);
-    out.push_back(digits[static_cast<unsigned char>(byte) & 0xf]);
-  }
-  return out;
-}
-
 std::string describe(const sasl::ScramCredentials& credentials) {
-  return hex(credentials.salt) + ":" + std::to_string(credentials.iterations) + ":" +
-         hex(credentials.stored_key) + ":" + hex(credentials.server_key);
+  return sasl::hex_encode(credentials.salt) + ":" + std::to_string(credentials.iterations) + ":" +
+         sasl::hex_encode(credentials.stored_key) + ":" + sasl::hex_encode(credentials.server_key);
 }
 
 void fill(storage::Storage& storage, const std::string& domain, int count) {

@@ -36,6 +36,8 @@ ScramCredentials make_credentials(Hash hash, std::string_view password,
 bool verify_password(Hash hash, std::string_view password, const ScramCredentials& credentials);
 
 std::string base64_encode(std::string_view bytes);
+// Lower-case hexadecimal, two digits per byte (ids, keys, fingerprints).
+std::string hex_encode(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);  // nullopt when invalid
 std::string random_bytes(std::size_t count);
 bool constant_time_equal(std::string_view a, std::string_view b);

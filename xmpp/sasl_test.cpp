@@ -480,6 +480,11 @@ TEST(Saslprep, HandlesLargeExpansion) {
   EXPECT_GT(prepared->size(), input.size() * 10);
 }
 
+TEST(HexEncode, TwoLowerCaseDigitsPerByte) {
+  EXPECT_EQ(hex_encode(""), "");
+  EXPECT_EQ(hex_encode(std::string("\x00\x0f\xa5\xff", 4)), "000fa5ff");
+}
+
 TEST(Base64, Rfc4648Vectors) {
   const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
                                                                     {"f", "Zg=="},
