@@ -255,8 +255,6 @@ void Connection::execute(const std::string& sql) {
   statement->execute(sql);
 }
 
-int error_code(const ::sql::SQLException& error) { return error.getErrorCode(); }
-
 // ---- Pool ----------------------------------------------------------------------
 
 class Pool::Lease {

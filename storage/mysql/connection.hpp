@@ -70,7 +70,9 @@ class Query {
   std::uint64_t run();
 
   std::int64_t integer(int column) const;
+  // Binary-safe, so also the reader of BLOB/VARBINARY columns.
   std::string text(int column) const;
+  std::string blob(int column) const { return text(column); }
   bool is_null(int column) const;
 
  private:
@@ -106,11 +108,6 @@ class Connection {
                      std::equal_to<>>
       statements_;
 };
-
-// The MySQL error number of a failed statement, for work that expects one
-// (a duplicate key); any other failure propagates.
-int error_code(const ::sql::SQLException& error);
-constexpr int duplicate_key = 1062;
 
 class Pool {
  public:

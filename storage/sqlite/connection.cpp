@@ -38,6 +38,8 @@ void check_parent_directory(const std::string& path) {
 
 Statement::~Statement() { sqlite3_finalize(handle_); }
 
+Query::Query(Connection& connection, std::string_view sql) : statement_(connection.cached(sql)) {}
+
 Query::~Query() {
   sqlite3_reset(statement_.handle_);
   sqlite3_clear_bindings(statement_.handle_);
@@ -74,9 +76,10 @@ bool Query::step() {
   statement_.connection_.fail("executing a statement");
 }
 
-void Query::run() {
+std::uint64_t Query::run() {
   while (step()) {
   }
+  return static_cast<std::uint64_t>(sqlite3_changes64(sqlite3_db_handle(statement_.handle_)));
 }
 
 std::int64_t Query::integer(int column) const {
@@ -119,7 +122,7 @@ Connection::Connection(const std::string& path) : path_(path) {
     // database fails here with SQLite's "file is not a database".
     std::string journal_mode;
     {
-      Query query(cached("PRAGMA journal_mode=WAL"));
+      Query query(*this, "PRAGMA journal_mode=WAL");
       if (query.step()) journal_mode = query.text(0);
     }
     if (journal_mode != "wal") {
@@ -170,10 +173,6 @@ std::optional<std::string> Connection::try_execute(const std::string& sql) {
   return reason;
 }
 
-std::int64_t Connection::changes() const { return sqlite3_changes64(handle_); }
-
-std::int64_t Connection::last_insert_id() const { return sqlite3_last_insert_rowid(handle_); }
-
 bool Connection::in_transaction() const { return sqlite3_get_autocommit(handle_) == 0; }
 
 void Connection::fail(std::string_view context) const {
@@ -185,7 +184,7 @@ void Connection::fail_with(std::string_view context, std::string_view reason) co
 }
 
 Transaction::Transaction(Connection& connection, Kind kind) : connection_(connection) {
-  Query(connection_.cached(kind == Kind::write ? "BEGIN IMMEDIATE" : "BEGIN")).run();
+  Query(connection_, kind == Kind::write ? "BEGIN IMMEDIATE" : "BEGIN").run();
 }
 
 Transaction::~Transaction() {
@@ -193,7 +192,7 @@ Transaction::~Transaction() {
   // second ROLLBACK would then fail, so ask first.
   if (open_ && connection_.in_transaction()) {
     try {
-      Query(connection_.cached("ROLLBACK")).run();
+      Query(connection_, "ROLLBACK").run();
     } catch (const Error&) {
       // Nothing more can be done from a destructor; the connection's next
       // BEGIN reports the problem if the transaction is still stuck.
@@ -202,7 +201,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-  Query(connection_.cached("COMMIT")).run();
+  Query(connection_, "COMMIT").run();
   open_ = false;
 }
 

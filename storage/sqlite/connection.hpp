@@ -38,7 +38,8 @@ class Statement {
 // calls; columns are read by index while step() has a row.
 class Query {
  public:
-  explicit Query(Statement& statement) : statement_(statement) {}
+  // Runs the connection's cached statement for this SQL text.
+  Query(Connection& connection, std::string_view sql);
   ~Query();
   Query(const Query&) = delete;
   Query& operator=(const Query&) = delete;
@@ -49,8 +50,8 @@ class Query {
 
   // True while a row is available.
   bool step();
-  // Runs a statement that returns no rows.
-  void run();
+  // Runs a statement that returns no rows; the number of rows it changed.
+  std::uint64_t run();
 
   std::int64_t integer(int column) const;
   std::string text(int column) const;
@@ -79,8 +80,6 @@ class Connection {
   // The same, returning SQLite's message on failure instead of throwing.
   std::optional<std::string> try_execute(const std::string& sql);
 
-  std::int64_t changes() const;
-  std::int64_t last_insert_id() const;
   bool in_transaction() const;
 
   // Throws storage::Error("sqlite database 'PATH': CONTEXT: <sqlite message>").
