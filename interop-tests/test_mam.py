@@ -57,9 +57,10 @@ class Page:
         return self.fin.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}last").text
 
 
-async def query(client, query_id, fields=(), max_items=None, after=None, before=None):
-    """One MAM query: the result messages (in arrival order) and the <fin/>."""
-    iq = client.make_iq_set()
+async def query(client, query_id, fields=(), max_items=None, after=None, before=None, to=None):
+    """One MAM query (of the client's own archive, or of the archive at 'to'):
+    the result messages (in arrival order) and the <fin/>."""
+    iq = client.make_iq_set(ito=to)
     element = ET.SubElement(iq.xml, f"{{{NS_MAM}}}query", queryid=query_id)
     form = ET.SubElement(element, f"{{{NS_DATA}}}x", type="submit")
     for var, value in (("FORM_TYPE", NS_MAM), *fields):

@@ -1,30 +1,25 @@
 // Message Archive Management (XEP-0313, urn:xmpp:mam:2) for user archives:
 // the chat messages a local user sends and receives are archived as the
 // user's preferences say, stamped with a stanza-id (XEP-0359) on the way in,
-// and queried by with/start/end/before-id/after-id with RSM paging (XEP-0059).
+// and queried by with/start/end/before-id/after-id with RSM paging (XEP-0059)
+// through mam_query, which answers the room archives of the muc module too.
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <random>
 
-#include "modules/datetime.hpp"
 #include "modules/factories.hpp"
-#include "modules/im_util.hpp"
+#include "modules/mam_query.hpp"
 #include "modules/module_options.hpp"
 #include "xmpp/errors.hpp"
 
 namespace parley::modules {
 namespace {
 
-constexpr std::string_view ns_mam = "urn:xmpp:mam:2";
-constexpr std::string_view ns_mam_extended = "urn:xmpp:mam:2#extended";
-constexpr std::string_view ns_rsm = "http://jabber.org/protocol/rsm";
-constexpr std::string_view ns_forward = "urn:xmpp:forward:0";
-constexpr std::string_view ns_delay = "urn:xmpp:delay";
+using mam::ns_mam;
+using mam::ns_mam_extended;
 constexpr std::string_view ns_stanza_id = "urn:xmpp:sid:0";
-constexpr std::string_view ns_data = "jabber:x:data";
 constexpr std::string_view ns_hints = "urn:xmpp:hints";
 
 // Before carbons (-1000), so carbon copies carry the stanza-id.
@@ -59,19 +54,8 @@ std::int64_t micros(std::chrono::system_clock::time_point when) {
   return std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
 }
 
-std::chrono::system_clock::time_point from_micros(std::int64_t value) {
-  return std::chrono::system_clock::time_point(std::chrono::microseconds(value));
-}
-
 bool contains(const std::vector<std::string>& jids, const std::string& jid) {
   return std::find(jids.begin(), jids.end(), jid) != jids.end();
-}
-
-std::optional<std::size_t> parse_size(std::string_view text) {
-  std::size_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 void add_jid_list(xml::Element& prefs, std::string_view name, const std::vector<std::string>& jids) {
@@ -209,7 +193,7 @@ class MamModule final : public Module {
   Task<xml::Element> on_get(StanzaEvent& ev) {
     if (ev.from.bare() != ev.to) co_return xmpp::stanza_error(ev.stanza, "forbidden");
     const xml::Element* payload = ev.stanza.first_child_element();
-    if (payload->name() == "query") co_return query_form(ev.stanza);
+    if (payload->name() == "query") co_return mam::query_form(ev.stanza);
     if (payload->name() != "prefs") co_return xmpp::stanza_error(ev.stanza, "bad-request");
     const std::string owner = ev.to.str();
     try {
@@ -226,28 +210,9 @@ class MamModule final : public Module {
   Task<xml::Element> on_set(StanzaEvent& ev) {
     if (ev.from.bare() != ev.to) co_return xmpp::stanza_error(ev.stanza, "forbidden");
     const xml::Element* payload = ev.stanza.first_child_element();
-    if (payload->name() == "query") co_return co_await query(ev, *payload);
+    if (payload->name() == "query") co_return co_await query(ev);
     if (payload->name() == "prefs") co_return co_await set_prefs(ev, *payload);
     co_return xmpp::stanza_error(ev.stanza, "bad-request");
-  }
-
-  static xml::Element query_form(const xml::Element& request) {
-    auto reply = xmpp::iq_result(request);
-    auto& form = reply.add_child("query", std::string(ns_mam)).add_child("x", std::string(ns_data));
-    form.set_attr("type", "form");
-    auto field = [&](std::string_view var, std::string_view type) -> xml::Element& {
-      auto& element = form.add_child("field", std::string(ns_data));
-      element.set_attr("var", std::string(var));
-      element.set_attr("type", std::string(type));
-      return element;
-    };
-    field("FORM_TYPE", "hidden").add_child("value", std::string(ns_data)).add_text(std::string(ns_mam));
-    field("with", "jid-single");
-    field("start", "text-single");
-    field("end", "text-single");
-    field("before-id", "text-single");
-    field("after-id", "text-single");
-    return reply;
   }
 
   Task<xml::Element> set_prefs(StanzaEvent& ev, const xml::Element& payload) {
@@ -273,101 +238,21 @@ class MamModule final : public Module {
     co_return xmpp::stanza_error(ev.stanza, "internal-server-error");
   }
 
-  // Reads the data form and RSM set into a store query; returns an error
-  // condition when they are not acceptable.
-  std::string read_query(const xml::Element& payload, storage::ArchiveQuery& query) const {
-    if (const auto* form = payload.child("x", ns_data)) {
-      for (const auto& field : form->children()) {
-        if (!field.is("field", ns_data)) continue;
-        const auto var = field.attr("var");
-        const std::string value = field.child_text("value", ns_data);
-        if (var == "FORM_TYPE") {
-          if (value != ns_mam) return "bad-request";
-        } else if (var == "with") {
-          const auto jid = xmpp::Jid::parse(value);
-          if (!jid) return "jid-malformed";
-          query.with = jid->bare_str();
-        } else if (var == "start" || var == "end") {
-          const auto when = parse_datetime(value);
-          if (!when) return "bad-request";
-          (var == "start" ? query.start : query.end) = micros(*when);
-        } else if (var == "after-id") {
-          query.after_id = value;
-        } else if (var == "before-id") {
-          query.before_id = value;
-        } else {
-          return "feature-not-implemented";
-        }
-      }
-    }
-    query.max = max_page_;
-    if (const auto* set = payload.child("set", ns_rsm)) {
-      if (set->child("index", ns_rsm) != nullptr) return "feature-not-implemented";
-      if (const auto* max = set->child("max", ns_rsm)) {
-        const auto value = parse_size(max->text());
-        if (!value) return "bad-request";
-        query.max = std::min(*value, max_page_);
-      }
-      if (const auto* after = set->child("after", ns_rsm)) query.after_id = after->text();
-      if (const auto* before = set->child("before", ns_rsm)) {
-        if (before->text().empty()) {
-          query.last = true;
-        } else {
-          query.before_id = before->text();
-        }
-      }
-    }
-    return {};
-  }
-
-  Task<xml::Element> query(StanzaEvent& ev, const xml::Element& payload) {
-    storage::ArchiveQuery request;
-    if (auto condition = read_query(payload, request); !condition.empty()) {
-      co_return xmpp::stanza_error(ev.stanza, condition);
-    }
+  Task<xml::Element> query(StanzaEvent& ev) {
     const std::string owner = ev.to.str();
-    std::optional<storage::ArchivePage> page;
-    try {
-      page = co_await ctx_.workers.run([&] { return ctx_.storage.archive().query(owner, request); });
-    } catch (const storage::Error& e) {
-      spdlog::error("mam: querying the archive of {} failed: {}", owner, e.what());
-      co_return xmpp::stanza_error(ev.stanza, "internal-server-error");
-    }
-    if (!page) co_return xmpp::stanza_error(ev.stanza, "item-not-found", "no such message in the archive");
-
-    const std::string query_id(payload.attr("queryid"));
-    for (const auto& archived : page->messages) {
-      auto original = im::parse_stored_stanza(archived.stanza);
-      if (!original) {
-        spdlog::warn("mam: skipping archived message {} of {}: it does not parse", archived.id, owner);
-        continue;
-      }
-      xml::Element result("message");
-      result.set_attr("from", owner);
-      result.set_attr("to", ev.from.str());
-      auto& wrapper = result.add_child("result", std::string(ns_mam));
-      if (!query_id.empty()) wrapper.set_attr("queryid", query_id);
-      wrapper.set_attr("id", archived.id);
-      auto& forwarded = wrapper.add_child("forwarded", std::string(ns_forward));
-      forwarded.add_child("delay", std::string(ns_delay))
-          .set_attr("stamp", format_datetime(from_micros(archived.timestamp)));
-      forwarded.add_child(std::move(*original));
+    const std::string requester = ev.from.str();
+    const mam::QueryOptions options{max_page_, mam::WithForm::bare};
+    auto answer = co_await ctx_.workers.run(
+        [&] { return mam::answer_query(ctx_.storage.archive(), owner, requester, ev.stanza, options); });
+    xml::Element reply = std::move(answer.back());
+    answer.pop_back();
+    for (auto& result : answer) {
       if (ev.origin) {
         ev.origin->deliver(std::move(result));
       } else {
         co_await ctx_.router.route(std::move(result));
       }
     }
-    auto reply = xmpp::iq_result(ev.stanza);
-    auto& fin = reply.add_child("fin", std::string(ns_mam));
-    if (page->complete) fin.set_attr("complete", "true");
-    if (!query_id.empty()) fin.set_attr("queryid", query_id);
-    auto& set = fin.add_child("set", std::string(ns_rsm));
-    if (!page->messages.empty()) {
-      set.add_child("first", std::string(ns_rsm)).add_text(page->messages.front().id);
-      set.add_child("last", std::string(ns_rsm)).add_text(page->messages.back().id);
-    }
-    set.add_child("count", std::string(ns_rsm)).add_text(std::to_string(page->count));
     co_return reply;
   }
 

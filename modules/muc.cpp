@@ -23,10 +23,11 @@ namespace muc {
 
 class Service {
  public:
-  Service(router::Router& router, storage::MucStore& store, std::string domain, std::string name, ServiceLimits limits,
-          bool local_creation_only)
+  Service(router::Router& router, storage::MucStore& store, storage::ArchiveStore* archive, std::string domain,
+          std::string name, ServiceLimits limits, bool local_creation_only)
       : router_(router),
         store_(store),
+        archive_(archive),
         domain_(std::move(domain)),
         name_(std::move(name)),
         limits_(std::move(limits)),
@@ -42,7 +43,7 @@ class Service {
         spdlog::warn("muc {}: ignoring stored room with the invalid name '{}'", domain_, stored.name);
         continue;
       }
-      auto room = std::make_unique<Room>(*jid, limits_, store_, clock());
+      auto room = std::make_unique<Room>(*jid, limits_, store_, archive_, clock());
       if (!room->restore(stored, store_.affiliations(domain_, stored.name))) {
         spdlog::warn("muc {}: ignoring room '{}' whose stored configuration does not parse", domain_, stored.name);
         continue;
@@ -123,12 +124,14 @@ class Service {
       auto found = rooms_.find(to->local());
       if (found == rooms_.end()) {
         if (!may_create(stanza, *from, *to, out)) return;
-        found = rooms_.emplace(to->local(), std::make_unique<Room>(to->bare(), limits_, store_, clock())).first;
+        found =
+            rooms_.emplace(to->local(), std::make_unique<Room>(to->bare(), limits_, store_, archive_, clock())).first;
         spdlog::info("muc {}: room '{}' created by {}", domain_, to->local(), from->str());
       }
       found->second->handle(stanza, *from, *to, out);
       if (found->second->finished()) {
         spdlog::debug("muc {}: room '{}' closed", domain_, to->local());
+        found->second->remove_archive();
         rooms_.erase(found);
       }
     } catch (const storage::Error& e) {
@@ -203,6 +206,7 @@ class Service {
 
   router::Router& router_;
   storage::MucStore& store_;
+  storage::ArchiveStore* const archive_;
   const std::string domain_;
   const std::string name_;
   const ServiceLimits limits_;
@@ -257,7 +261,8 @@ void MucModule::start() {
   options::expect_keys(
       o, "muc",
       {"service", "name", "max_history", "max_users", "room_creation", "default_persistent", "default_public",
-       "default_members_only", "default_moderated", "default_whois", "default_allow_private_messages"});
+       "default_members_only", "default_moderated", "default_whois", "default_allow_private_messages",
+       "default_archiving", "archive_max_page", "archive_max_messages"});
   const auto service = string_option(o, "service", "conference." + ctx_.host.domain());
   const auto service_jid = xmpp::Jid::parse(service);
   if (!service_jid || !service_jid->is_domain()) {
@@ -270,12 +275,22 @@ void MucModule::start() {
   muc::ServiceLimits limits;
   limits.max_history = static_cast<std::size_t>(options::get_int(o, "max_history", 20, 0, 1000));
   limits.max_users = static_cast<int>(options::get_int(o, "max_users", 200, 1, 100000));
+  limits.archive_max_page = static_cast<std::size_t>(options::get_int(o, "archive_max_page", 250, 1, 10000));
+  limits.archive_max_messages = static_cast<std::size_t>(options::get_int(o, "archive_max_messages", 0, 0, 100000000));
   auto& defaults = limits.defaults;
   defaults.max_users = limits.max_users;
   defaults.persistent = options::get_bool(o, "default_persistent", false);
   defaults.public_room = options::get_bool(o, "default_public", true);
   defaults.members_only = options::get_bool(o, "default_members_only", false);
   defaults.moderated = options::get_bool(o, "default_moderated", false);
+  defaults.archiving = options::get_bool(o, "default_archiving", false);
+  storage::ArchiveStore* archive = nullptr;
+  try {
+    archive = &ctx_.storage.archive();
+  } catch (const storage::Error& e) {
+    if (defaults.archiving) throw OptionError(options::find(o, "default_archiving"), e.what());
+    spdlog::warn("muc {}: rooms cannot be archived: {}", service, e.what());
+  }
   defaults.whois_anyone = choice_option(o, "default_whois", "moderators", {"moderators", "anyone"}) == "anyone";
   const auto pm =
       choice_option(o, "default_allow_private_messages", "anyone", {"anyone", "participants", "moderators", "none"});
@@ -286,7 +301,7 @@ void MucModule::start() {
   const bool local_only = choice_option(o, "room_creation", "anyone", {"anyone", "local"}) == "local";
   const auto name = string_option(o, "name", "Chatrooms");
 
-  service_ = std::make_shared<muc::Service>(ctx_.router, ctx_.storage.muc(), service_jid->domain(), name,
+  service_ = std::make_shared<muc::Service>(ctx_.router, ctx_.storage.muc(), archive, service_jid->domain(), name,
                                             std::move(limits), local_only);
   service_->load();
   ctx_.router.add_domain_route(service_->domain(), [service = service_](xml::Element& stanza, const xmpp::Jid&) {

@@ -9,11 +9,19 @@
 
 #include "modules/datetime.hpp"
 #include "modules/im_util.hpp"
+#include "modules/mam_query.hpp"
 #include "xmpp/errors.hpp"
 
 namespace parley::modules::muc {
 
 namespace {
+
+constexpr std::string_view ns_hints = "urn:xmpp:hints";
+// Forwarded iqs still unanswered per room; past this the oldest is forgotten
+// (its answer, should one come, is dropped).
+constexpr std::size_t max_pending_iqs = 256;
+// A room archive is trimmed to archive_max_messages once every this many appends.
+constexpr unsigned archive_trim_interval = 64;
 
 constexpr std::array<std::string_view, 5> affiliation_names = {"outcast", "none", "member", "admin", "owner"};
 constexpr std::array<std::string_view, 4> role_names = {"none", "visitor", "participant", "moderator"};
@@ -79,6 +87,14 @@ xml::Element stripped_presence(const xml::Element& stanza) {
   return kept;
 }
 
+std::int64_t micros(std::chrono::system_clock::time_point when) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_micros(std::int64_t value) {
+  return std::chrono::system_clock::time_point(std::chrono::microseconds(value));
+}
+
 std::mt19937_64& id_generator() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
   return generator;
@@ -106,8 +122,14 @@ std::optional<Role> parse_role(std::string_view name) {
   return std::nullopt;
 }
 
-Room::Room(xmpp::Jid jid, const ServiceLimits& limits, storage::MucStore& store, Clock clock)
-    : jid_(std::move(jid)), limits_(limits), store_(store), clock_(std::move(clock)), config_(limits.defaults) {}
+Room::Room(xmpp::Jid jid, const ServiceLimits& limits, storage::MucStore& store, storage::ArchiveStore* archive,
+           Clock clock)
+    : jid_(std::move(jid)),
+      limits_(limits),
+      store_(store),
+      archive_(archive),
+      clock_(std::move(clock)),
+      config_(limits.defaults) {}
 
 // ---- storage ---------------------------------------------------------------
 
@@ -125,6 +147,7 @@ std::string Room::serialize_config() const {
   room.set_attr("allow-pm", std::string(private_messages_name(config_.allow_private_messages)));
   room.set_attr("change-subject", bool_value(config_.occupants_change_subject));
   room.set_attr("invites", bool_value(config_.occupants_invite));
+  room.set_attr("archiving", bool_value(config_.archiving));
   if (has_subject_) {
     auto& subject = room.add_child("subject", "urn:parley:muc:room:0");
     subject.set_attr("by", subject_by_);
@@ -151,6 +174,7 @@ bool Room::restore(const storage::MucRoom& stored, const std::vector<storage::Mu
   config.allow_private_messages = parse_private_messages(room.attr("allow-pm")).value_or(PrivateMessages::anyone);
   config.occupants_change_subject = room.attr("change-subject") == "1";
   config.occupants_invite = room.attr("invites") == "1";
+  config.archiving = room.attr("archiving") == "1";
   config_ = std::move(config);
   if (const auto* subject = room.child("subject", room.ns())) {
     has_subject_ = true;
@@ -164,7 +188,62 @@ bool Room::restore(const storage::MucRoom& stored, const std::vector<storage::Mu
   }
   locked_ = false;
   created_ = true;
+  load_history_from_archive();
   return true;
+}
+
+// The newest messages with a body, as many as the history keeps: the join
+// history of a persistent room survives a restart.
+void Room::load_history_from_archive() {
+  if (!archiving() || limits_.max_history == 0) return;
+  storage::ArchiveQuery query;
+  query.last = true;
+  query.max = limits_.max_history;
+  std::deque<HistoryEntry> loaded;
+  try {
+    while (loaded.size() < limits_.max_history) {
+      const auto page = archive_->query(jid_.bare_str(), query);
+      if (!page || page->messages.empty()) break;
+      for (auto archived = page->messages.rbegin();
+           archived != page->messages.rend() && loaded.size() < limits_.max_history; ++archived) {
+        auto message = im::parse_stored_stanza(archived->stanza);
+        if (!message || message->child("body", xml::ns_client) == nullptr) continue;
+        loaded.push_front(HistoryEntry{std::move(*message), from_micros(archived->timestamp)});
+      }
+      if (page->complete) break;
+      query.before_id = page->messages.front().id;
+    }
+  } catch (const storage::Error& e) {
+    spdlog::error("muc: loading the history of {} from its archive failed: {}", jid_.bare_str(), e.what());
+  }
+  history_ = std::move(loaded);
+}
+
+void Room::remove_archive() {
+  if (archive_ == nullptr) return;
+  try {
+    archive_->remove_owner(jid_.bare_str());
+  } catch (const storage::Error& e) {
+    spdlog::error("muc: removing the archive of {} failed: {}", jid_.bare_str(), e.what());
+  }
+}
+
+void Room::archive_message(const xml::Element& message, const std::string& id, const std::string& occupant_jid,
+                           std::chrono::system_clock::time_point when) {
+  if (!archiving()) return;
+  if (message.child("no-store", ns_hints) != nullptr || message.child("no-permanent-store", ns_hints) != nullptr) {
+    return;
+  }
+  const std::string owner = jid_.bare_str();
+  try {
+    archive_->append(owner, {id, micros(when), occupant_jid, xml::serialize(message)});
+    if (limits_.archive_max_messages > 0 && ++archived_since_trim_ % archive_trim_interval == 0) {
+      archive_->trim(owner, limits_.archive_max_messages);
+    }
+  } catch (const storage::Error& e) {
+    // The occupants still get the message; only the archive misses it.
+    spdlog::error("muc: archiving a message of {} failed: {}", owner, e.what());
+  }
 }
 
 void Room::save_config() {
@@ -358,6 +437,8 @@ void Room::join(const xml::Element& stanza, const xmpp::Jid& from, const std::st
     // else may enter (XEP-0045 §10.1.2); an old groupchat client gets an instant room.
     locked_ = muc_x != nullptr;
     affiliations_[from.bare_str()] = StoredAffiliation{Affiliation::owner, {}};
+    // A new room under an old name must not show the old room's messages.
+    remove_archive();
   }
   const Affiliation affiliation = affiliation_of(from);
   if (!creating) {
@@ -412,6 +493,7 @@ void Room::join(const xml::Element& stanza, const xmpp::Jid& from, const std::st
   }
   PresenceDetails self;
   if (config_.whois_anyone) self.codes.push_back(100);
+  if (archiving()) self.codes.push_back(170);
   if (creating) self.codes.push_back(201);
   out.push_back(occupant_presence(joined, from, true, self, true));
   send_history(muc_x ? muc_x->child("history", ns_muc) : nullptr, from, out);
@@ -560,13 +642,19 @@ void Room::groupchat(const xml::Element& stanza, Occupant& sender, std::vector<x
   std::erase_if(children, [this](const xml::Element& child) {
     return child.is("stanza-id", ns_stanza_id) && child.attr("by") == jid_.bare_str();
   });
-  if (!subject_change) {
+  // A subject change is stamped only when archived: its archive id is its stanza-id.
+  const bool archived = archiving() && (message.child("body", xml::ns_client) != nullptr ||
+                                        message.child("subject", xml::ns_client) != nullptr);
+  const auto when = clock_();
+  if (!subject_change || archived) {
+    const std::string id = new_stanza_id();
     auto& stanza_id = message.add_child("stanza-id", std::string(ns_stanza_id));
-    stanza_id.set_attr("id", new_stanza_id());
+    stanza_id.set_attr("id", id);
     stanza_id.set_attr("by", jid_.bare_str());
+    if (archived) archive_message(message, id, std::string(message.attr("from")), when);
   }
   if (!subject_change && message.child("body", xml::ns_client) != nullptr && limits_.max_history > 0) {
-    history_.push_back(HistoryEntry{message, clock_()});
+    history_.push_back(HistoryEntry{message, when});
     while (history_.size() > limits_.max_history) history_.pop_front();
   }
   broadcast_message(std::move(message), out);
@@ -669,6 +757,10 @@ void Room::decline(const xml::Element& stanza, const xmpp::Jid& from, const xml:
 void Room::handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
                      std::vector<xml::Element>& out) {
   const auto type = stanza.attr("type");
+  if (type == "result" || type == "error") {
+    route_iq_answer(stanza, from, to, out);
+    return;
+  }
   if (type != "get" && type != "set") return;
   const xml::Element* payload = stanza.first_child_element();
   if (payload == nullptr) {
@@ -676,15 +768,17 @@ void Room::handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xm
     return;
   }
   if (!to.resource().empty()) {
-    // XEP-0410: a client checks that it is still in the room by pinging itself.
-    if (occupant_of(from) == nullptr) {
+    const Occupant* sender = occupant_of(from);
+    const Occupant* target = find_occupant(to.resource());
+    if (sender == nullptr) {
       out.push_back(error_reply(stanza, "not-acceptable", "you are not in this room"));
-    } else if (find_occupant(to.resource()) == nullptr) {
+    } else if (target == nullptr) {
       out.push_back(error_reply(stanza, "item-not-found", "no such occupant"));
-    } else if (payload->is("ping", ns_ping) && type == "get") {
+    } else if (target == sender && payload->is("ping", ns_ping) && type == "get") {
+      // XEP-0410: a client checks that it is still in the room by pinging itself.
       out.push_back(xmpp::iq_result(stanza));
     } else {
-      out.push_back(error_reply(stanza, "service-unavailable"));
+      forward_iq(stanza, from, *sender, *target, out);
     }
     return;
   }
@@ -695,6 +789,8 @@ void Room::handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xm
     out.push_back(disco_items(stanza, from));
   } else if (type == "get" && payload->is("ping", ns_ping)) {
     out.push_back(xmpp::iq_result(stanza));
+  } else if (ns == mam::ns_mam) {
+    archive_query(stanza, from, out);
   } else if (payload->name() == "query" && ns == ns_muc_admin) {
     out.push_back(type == "get" ? admin_get(stanza, from) : admin_set(stanza, from, out));
   } else if (payload->name() == "query" && ns == ns_muc_owner) {
@@ -709,6 +805,80 @@ void Room::handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xm
   }
 }
 
+// The target answers the room, which hands the answer to the asker as if
+// it came from the target's occupant JID; ids are the room's own, so two
+// askers' ids cannot collide at the target, and only the asked real JID may answer.
+void Room::forward_iq(const xml::Element& stanza, const xmpp::Jid& from, const Occupant& sender, const Occupant& target,
+                      std::vector<xml::Element>& out) {
+  std::string id = new_stanza_id();
+  const xmpp::Jid& responder = target.sessions.front();
+  pending_iqs_[id] = PendingIq{std::string(stanza.attr("id")), from, responder, sender.nick, target.nick};
+  pending_order_.push_back(id);
+  while (pending_order_.size() > max_pending_iqs) {
+    pending_iqs_.erase(pending_order_.front());
+    pending_order_.pop_front();
+  }
+  xml::Element forwarded = stanza;
+  forwarded.set_attr("from", jid_.bare_str() + "/" + sender.nick);
+  forwarded.set_attr("to", responder.str());
+  forwarded.set_attr("id", std::move(id));
+  out.push_back(std::move(forwarded));
+}
+
+void Room::route_iq_answer(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
+                           std::vector<xml::Element>& out) {
+  auto found = pending_iqs_.find(std::string(stanza.attr("id")));
+  if (found == pending_iqs_.end()) return;
+  const PendingIq& pending = found->second;
+  if (pending.responder != from || pending.from_nick != to.resource()) return;
+  xml::Element answer = stanza;
+  answer.set_attr("from", jid_.bare_str() + "/" + pending.to_nick);
+  answer.set_attr("to", pending.requester.str());
+  if (pending.original_id.empty()) {
+    answer.remove_attr("id");
+  } else {
+    answer.set_attr("id", pending.original_id);
+  }
+  out.push_back(std::move(answer));
+  std::erase(pending_order_, found->first);
+  pending_iqs_.erase(found);
+}
+
+// Occupants and members read the archive; anyone may read that of a room
+// anyone may enter, except outcasts.
+bool Room::may_read_archive(const xmpp::Jid& from) const {
+  const Affiliation affiliation = affiliation_of(from);
+  if (affiliation == Affiliation::outcast) return false;
+  if (affiliation >= Affiliation::member) return true;
+  const bool occupant = std::ranges::any_of(
+      occupants_, [&](const Occupant& occupant) { return occupant.sessions.front().bare() == from.bare(); });
+  return occupant || (config_.public_room && !config_.members_only && !config_.password_protected);
+}
+
+void Room::archive_query(const xml::Element& stanza, const xmpp::Jid& from, std::vector<xml::Element>& out) const {
+  const xml::Element* payload = stanza.first_child_element();
+  if (!archiving()) {
+    out.push_back(error_reply(stanza, "service-unavailable", "this room is not archived"));
+    return;
+  }
+  if (!may_read_archive(from)) {
+    out.push_back(error_reply(stanza, "forbidden", "only occupants and members may read this room's archive"));
+    return;
+  }
+  if (payload->name() != "query") {
+    out.push_back(error_reply(stanza, "feature-not-implemented", "a room's archive has no preferences"));
+    return;
+  }
+  if (stanza.attr("type") == "get") {
+    out.push_back(mam::query_form(stanza));
+    return;
+  }
+  const mam::QueryOptions options{limits_.archive_max_page, mam::WithForm::full};
+  for (auto& answer : mam::answer_query(*archive_, jid_.bare_str(), from.str(), stanza, options)) {
+    out.push_back(std::move(answer));
+  }
+}
+
 xml::Element Room::disco_info(const xml::Element& stanza) const {
   auto reply = xmpp::iq_result(stanza);
   auto& query = reply.add_child("query", std::string(ns_disco_info));
@@ -716,7 +886,7 @@ xml::Element Room::disco_info(const xml::Element& stanza) const {
   identity.set_attr("category", "conference");
   identity.set_attr("type", "text");
   identity.set_attr("name", config_.title.empty() ? jid_.local() : config_.title);
-  const std::vector<std::string_view> features = {
+  std::vector<std::string_view> features = {
       ns_muc,
       ns_disco_info,
       ns_stanza_id,
@@ -728,6 +898,7 @@ xml::Element Room::disco_info(const xml::Element& stanza) const {
       config_.password_protected ? "muc_passwordprotected" : "muc_unsecured",
       config_.whois_anyone ? "muc_nonanonymous" : "muc_semianonymous",
   };
+  if (archiving()) features.push_back(mam::ns_mam);
   for (auto feature : features) {
     query.add_child("feature", std::string(ns_disco_info)).set_attr("var", std::string(feature));
   }
@@ -926,6 +1097,10 @@ xml::Element Room::owner_get(const xml::Element& stanza, const xmpp::Jid& from) 
             {bool_value(config_.occupants_change_subject)});
   add_field(form, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite others",
             {bool_value(config_.occupants_invite)});
+  if (archive_ != nullptr) {
+    add_field(form, "muc#roomconfig_enablearchiving", "boolean", "Archive the messages (room logging)",
+              {bool_value(config_.archiving)});
+  }
   return reply;
 }
 
@@ -1001,6 +1176,9 @@ std::string Room::apply_config_form(const xml::Element& form, std::vector<xml::E
       valid = set_bool(next.occupants_change_subject);
     } else if (var == "muc#roomconfig_allowinvites") {
       valid = set_bool(next.occupants_invite);
+    } else if (var == "muc#roomconfig_enablearchiving" || var == "muc#roomconfig_enablelogging") {
+      // The second name is Prosody's, which some clients send.
+      valid = set_bool(next.archiving) && (archive_ != nullptr || !next.archiving);
     }
     if (!valid) return "not-acceptable";
   }
@@ -1020,6 +1198,7 @@ std::string Room::apply_config_form(const xml::Element& form, std::vector<xml::E
   std::vector<int> codes;
   if (!was_locked) codes.push_back(104);
   if (config_.whois_anyone != previous.whois_anyone) codes.push_back(config_.whois_anyone ? 172 : 173);
+  if (config_.archiving != previous.archiving) codes.push_back(config_.archiving ? 170 : 171);
   notify_config_change(codes, out);
   if (config_.members_only && !previous.members_only) {
     std::vector<std::string> outsiders;
@@ -1058,6 +1237,7 @@ void Room::destroy(const xml::Element* request, std::vector<xml::Element>& out) 
     }
   }
   if (config_.persistent) store_.remove_room(jid_.domain(), jid_.local());
+  remove_archive();
   occupants_.clear();
   destroyed_ = true;
 }

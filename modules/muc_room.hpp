@@ -59,6 +59,7 @@ struct RoomConfig {
   PrivateMessages allow_private_messages = PrivateMessages::anyone;
   bool occupants_change_subject = false;
   bool occupants_invite = false;
+  bool archiving = false;  // groupchat kept in the room's message archive (XEP-0313), announced by 170
   bool operator==(const RoomConfig&) const = default;
 };
 
@@ -66,6 +67,8 @@ struct RoomConfig {
 struct ServiceLimits {
   std::size_t max_history = 20;
   int max_users = 200;
+  std::size_t archive_max_page = 250;    // largest page of a room archive query
+  std::size_t archive_max_messages = 0;  // a room archive keeps its newest ones (0: all)
   RoomConfig defaults;
 };
 
@@ -75,9 +78,13 @@ using Clock = std::function<std::chrono::system_clock::time_point()>;
 class Room {
  public:
   // A room being created by its first occupant, or restored from storage.
-  Room(xmpp::Jid jid, const ServiceLimits& limits, storage::MucStore& store, Clock clock);
+  // 'archive' is null when the storage backend keeps no archives: the room
+  // then offers no archiving.
+  Room(xmpp::Jid jid, const ServiceLimits& limits, storage::MucStore& store, storage::ArchiveStore* archive,
+       Clock clock);
 
-  // Restores a persistent room; false when the stored configuration does not parse.
+  // Restores a persistent room, and its join history from its archive;
+  // false when the stored configuration does not parse.
   bool restore(const storage::MucRoom& stored, const std::vector<storage::MucAffiliation>& affiliations);
 
   const xmpp::Jid& jid() const { return jid_; }
@@ -88,6 +95,10 @@ class Room {
   bool finished() const { return destroyed_ || (occupants_.empty() && !config_.persistent); }
   // Listed in the service's disco#items.
   bool listed() const { return config_.public_room && !locked_ && !destroyed_; }
+  // Groupchat is being archived.
+  bool archiving() const { return archive_ != nullptr && config_.archiving; }
+  // Removes the room's archive: called when the room is forgotten.
+  void remove_archive();
 
   // A stanza for the room (to's resource empty) or an occupant (to's resource
   // is the nick), from any entity.
@@ -106,6 +117,14 @@ class Room {
   struct StoredAffiliation {
     Affiliation affiliation = Affiliation::none;
     std::string reason;
+  };
+  // An iq one occupant sent to another's occupant JID, forwarded under a fresh id (by which it is kept).
+  struct PendingIq {
+    std::string original_id;
+    xmpp::Jid requester;    // the sender's real full JID
+    xmpp::Jid responder;    // the target's real full JID, the only one whose answer counts
+    std::string from_nick;  // the sender's nick when it asked
+    std::string to_nick;    // the target's nick when it was asked
   };
   struct HistoryEntry {
     xml::Element message;  // as broadcast, without 'to'
@@ -139,10 +158,20 @@ class Room {
   void invite(const xml::Element& stanza, const xmpp::Jid& from, const xml::Element& x, std::vector<xml::Element>& out);
   void decline(const xml::Element& stanza, const xmpp::Jid& from, const xml::Element& x,
                std::vector<xml::Element>& out);
+  // Keeps a broadcast groupchat message (without 'to') in the archive.
+  void archive_message(const xml::Element& message, const std::string& id, const std::string& occupant_jid,
+                       std::chrono::system_clock::time_point when);
+  void load_history_from_archive();
 
   // IQs.
   void handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
                  std::vector<xml::Element>& out);
+  void forward_iq(const xml::Element& stanza, const xmpp::Jid& from, const Occupant& sender, const Occupant& target,
+                  std::vector<xml::Element>& out);
+  void route_iq_answer(const xml::Element& stanza, const xmpp::Jid& from, const xmpp::Jid& to,
+                       std::vector<xml::Element>& out);
+  void archive_query(const xml::Element& stanza, const xmpp::Jid& from, std::vector<xml::Element>& out) const;
+  bool may_read_archive(const xmpp::Jid& from) const;
   xml::Element disco_info(const xml::Element& stanza) const;
   xml::Element disco_items(const xml::Element& stanza, const xmpp::Jid& from) const;
   xml::Element admin_get(const xml::Element& stanza, const xmpp::Jid& from) const;
@@ -184,6 +213,7 @@ class Room {
   xmpp::Jid jid_;
   const ServiceLimits& limits_;
   storage::MucStore& store_;
+  storage::ArchiveStore* archive_;
   Clock clock_;
   RoomConfig config_;
   bool created_ = false;  // someone entered it, or it was restored
@@ -192,6 +222,9 @@ class Room {
   std::vector<Occupant> occupants_;                        // in order of joining
   std::map<std::string, StoredAffiliation> affiliations_;  // by bare JID or domain
   std::deque<HistoryEntry> history_;
+  std::map<std::string, PendingIq> pending_iqs_;  // by the id given to the forwarded iq
+  std::deque<std::string> pending_order_;         // oldest first, to bound pending_iqs_
+  unsigned archived_since_trim_ = 0;
   std::string subject_;
   std::string subject_by_;  // nick
   bool has_subject_ = false;

@@ -588,12 +588,289 @@ TEST(MucPersistence, PersistentRoomKeepsConfigAndAffiliationsAcrossARestart) {
   EXPECT_FALSE(server.storage().muc().find_room("conference.example.org", "lobby").has_value());
 }
 
+// ---- room archives (XEP-0313) ------------------------------------------------
+
+constexpr std::string_view ns_mam = "urn:xmpp:mam:2";
+constexpr std::string_view ns_rsm = "http://jabber.org/protocol/rsm";
+constexpr std::string_view ns_forward = "urn:xmpp:forward:0";
+
+xml::Element room_mam_query(std::string_view id, std::optional<std::size_t> max = {}, const std::string& after = {},
+                            const std::string& with = {}) {
+  auto iq = testing::make_iq("set", id, room_jid, "query", ns_mam);
+  auto& query = iq.children().back();
+  query.set_attr("queryid", std::string(id));
+  if (!with.empty()) {
+    auto& form = query.add_child("x", std::string(ns_data));
+    form.set_attr("type", "submit");
+    auto& type = form.add_child("field", std::string(ns_data));
+    type.set_attr("var", "FORM_TYPE");
+    type.add_child("value", std::string(ns_data)).add_text(std::string(ns_mam));
+    auto& field = form.add_child("field", std::string(ns_data));
+    field.set_attr("var", "with");
+    field.add_child("value", std::string(ns_data)).add_text(with);
+  }
+  auto& set = query.add_child("set", std::string(ns_rsm));
+  if (max) set.add_child("max", std::string(ns_rsm)).add_text(std::to_string(*max));
+  if (!after.empty()) set.add_child("after", std::string(ns_rsm)).add_text(after);
+  return iq;
+}
+
+struct ArchivePage {
+  std::vector<std::string> bodies;
+  std::vector<std::string> ids;
+  std::vector<std::string> senders;  // the archived messages' 'from'
+  std::string error;
+  xml::Element reply{"none"};
+  const xml::Element* fin() const { return reply.child("fin", ns_mam); }
+};
+
+ArchivePage read_page(const std::vector<xml::Element>& stanzas) {
+  ArchivePage page;
+  for (const auto& stanza : stanzas) {
+    if (stanza.name() == "iq") {
+      page.reply = stanza;
+      page.error = testing::error_condition(stanza);
+      continue;
+    }
+    const auto* result = stanza.child("result", ns_mam);
+    if (result == nullptr) continue;
+    EXPECT_EQ(stanza.attr("from"), room_jid);
+    page.ids.emplace_back(result->attr("id"));
+    const auto* message = result->child("forwarded", ns_forward)->child("message", xml::ns_client);
+    page.bodies.push_back(message->child_text("body", xml::ns_client));
+    page.senders.emplace_back(message->attr("from"));
+  }
+  return page;
+}
+
+std::set<int> all_status_codes(const std::vector<xml::Element>& stanzas) {
+  std::set<int> codes;
+  for (const auto& stanza : stanzas) codes.merge(status_codes(stanza));
+  return codes;
+}
+
+bool has_feature(const std::vector<xml::Element>& disco_reply, std::string_view feature) {
+  const auto features = testing::child_attrs(*disco_reply.front().child("query", ns_disco_info), "feature", "var");
+  return std::ranges::find(features, feature) != features.end();
+}
+
+TEST_F(MucTest, ArchivingIsAnnouncedWith170AndAdvertisedOnlyWhenOn) {
+  open_room();
+  auto info = server.exchange(carol, testing::make_iq("get", "i", room_jid, "query", ns_disco_info));
+  EXPECT_FALSE(has_feature(info, ns_mam));
+  const auto form = server.exchange(alice, owner_query("get", "f"));
+  const auto vars =
+      testing::child_attrs(*form.front().child("query", ns_muc_owner)->child("x", ns_data), "field", "var");
+  EXPECT_NE(std::ranges::find(vars, "muc#roomconfig_enablearchiving"), vars.end());
+
+  const auto changed = server.exchange(alice, config_submit({{"muc#roomconfig_enablearchiving", "1"}}));
+  EXPECT_EQ(all_status_codes(named(changed, "message")), (std::set<int>{104, 170}));
+  EXPECT_EQ(all_status_codes(named(bob.session->take(), "message")), (std::set<int>{104, 170}));
+  info = server.exchange(carol, testing::make_iq("get", "i", room_jid, "query", ns_disco_info));
+  EXPECT_TRUE(has_feature(info, ns_mam));
+  const auto joined = server.exchange(carol, join_presence("Carol"));
+  EXPECT_EQ(status_codes(only_from(joined, "presence", nick_jid("Carol"))), (std::set<int>{110, 170}));
+
+  // Prosody's field name turns it off again: 171.
+  const auto off = server.exchange(alice, config_submit({{"muc#roomconfig_enablelogging", "0"}}));
+  EXPECT_EQ(all_status_codes(named(off, "message")), (std::set<int>{104, 171}));
+  EXPECT_EQ(read_page(server.exchange(bob, room_mam_query("q"))).error, "service-unavailable");
+}
+
+TEST_F(MucTest, RoomArchivePagesInOrderWithTheBroadcastStanzaIds) {
+  open_room();
+  server.exchange(alice, config_submit({{"muc#roomconfig_enablearchiving", "1"}}));
+  std::vector<std::string> expected, delivered_ids;
+  for (int n = 0; n < 12; ++n) {
+    const auto& sender = n % 2 == 0 ? alice : bob;
+    const auto echoed = server.exchange(sender, groupchat("message " + std::to_string(n)));
+    const auto mine = only_from(echoed, "message", nick_jid(n % 2 == 0 ? "Alice" : "Bob"));
+    delivered_ids.emplace_back(mine.child("stanza-id", ns_stanza_id)->attr("id"));
+    expected.push_back("message " + std::to_string(n));
+  }
+  xml::Element subject("message");
+  subject.set_attr("to", room_jid);
+  subject.set_attr("type", "groupchat");
+  subject.add_child("subject", std::string(xml::ns_client)).add_text("Archived too");
+  const auto subject_echo = only_from(server.exchange(alice, subject), "message", nick_jid("Alice"));
+  ASSERT_NE(subject_echo.child("stanza-id", ns_stanza_id), nullptr);
+  expected.emplace_back();  // the subject change has no body
+  delivered_ids.emplace_back(subject_echo.child("stanza-id", ns_stanza_id)->attr("id"));
+
+  // A member of the conversation pages through with RSM: in order, no gaps, no repeats.
+  std::vector<std::string> bodies, ids;
+  std::string after;
+  for (int pages = 0; pages < 10; ++pages) {
+    const auto page = read_page(server.exchange(bob, room_mam_query("p", 5, after)));
+    ASSERT_EQ(page.error, "");
+    ASSERT_NE(page.fin(), nullptr);
+    EXPECT_EQ(page.fin()->child("set", ns_rsm)->child_text("count", ns_rsm), "13");
+    bodies.insert(bodies.end(), page.bodies.begin(), page.bodies.end());
+    ids.insert(ids.end(), page.ids.begin(), page.ids.end());
+    if (page.fin()->attr("complete") == "true") break;
+    after = page.fin()->child("set", ns_rsm)->child_text("last", ns_rsm);
+  }
+  EXPECT_EQ(bodies, expected);
+  EXPECT_EQ(ids, delivered_ids);
+
+  // 'with' is an occupant JID.
+  const auto from_bob = read_page(server.exchange(alice, room_mam_query("w", {}, {}, nick_jid("Bob"))));
+  EXPECT_EQ(from_bob.bodies.size(), 6u);
+  EXPECT_EQ(std::set<std::string>(from_bob.senders.begin(), from_bob.senders.end()),
+            (std::set<std::string>{nick_jid("Bob")}));
+  // The query form.
+  const auto form = server.exchange(bob, testing::make_iq("get", "f", room_jid, "query", ns_mam));
+  EXPECT_EQ(form.front().attr("type"), "result");
+  EXPECT_NE(form.front().child("query", ns_mam)->child("x", ns_data), nullptr);
+}
+
+TEST_F(MucTest, RoomArchiveIsReadByOccupantsMembersOrAnyoneForAnOpenRoom) {
+  open_room();
+  server.exchange(alice, config_submit({{"muc#roomconfig_enablearchiving", "1"}}));
+  server.exchange(alice, groupchat("kept"));
+  // An open public room: anyone but an outcast reads its archive.
+  EXPECT_EQ(read_page(server.exchange(carol, room_mam_query("c"))).bodies, (std::vector<std::string>{"kept"}));
+  server.exchange(alice, admin_item("set", "affiliation", "outcast", "jid", "carol@example.org"));
+  EXPECT_EQ(read_page(server.exchange(carol, room_mam_query("c"))).error, "forbidden");
+
+  // A members-only room: members and occupants only.
+  server.exchange(alice, admin_item("set", "affiliation", "member", "jid", "bob@example.org"));
+  server.exchange(alice, config_submit({{"muc#roomconfig_membersonly", "1"}}));
+  auto dave = server.bind("dave@example.org/x");
+  EXPECT_EQ(read_page(server.exchange(dave, room_mam_query("d"))).error, "forbidden");
+  EXPECT_EQ(read_page(server.exchange(bob, room_mam_query("b"))).bodies, (std::vector<std::string>{"kept"}));
+  server.exchange(bob, leave_presence("Bob"));
+  EXPECT_EQ(read_page(server.exchange(bob, room_mam_query("b"))).bodies, (std::vector<std::string>{"kept"}));
+  // Preferences belong to user archives.
+  const auto prefs = server.exchange(bob, testing::make_iq("get", "p", room_jid, "prefs", ns_mam));
+  EXPECT_EQ(testing::error_condition(prefs.front()), "feature-not-implemented");
+}
+
+TEST(MucArchiveOptions, ArchivingFollowsTheModuleDefaultAndANewRoomStartsWithAnEmptyArchive) {
+  MucServer archiving("default_archiving: true");
+  auto erin = archiving.bind("erin@example.org/a");
+  const auto created = archiving.exchange(erin, join_presence("Erin"));
+  EXPECT_EQ(status_codes(only_from(created, "presence", nick_jid("Erin"))), (std::set<int>{110, 170, 201}));
+  archiving.exchange(erin, owner_query("set", "instant"));
+  archiving.exchange(erin, groupchat("first life"));
+  EXPECT_EQ(read_page(archiving.exchange(erin, room_mam_query("q"))).bodies, (std::vector<std::string>{"first life"}));
+  archiving.exchange(erin, leave_presence("Erin"));  // a temporary room ends here
+  EXPECT_EQ(archiving.storage().archive().query(room_jid, {})->count, 0u);
+  archiving.exchange(erin, join_presence("Erin"));
+  archiving.exchange(erin, owner_query("set", "instant"));
+  EXPECT_TRUE(read_page(archiving.exchange(erin, room_mam_query("q"))).bodies.empty());
+}
+
+TEST(MucArchivePersistence, ArchiveAndJoinHistorySurviveARestart) {
+  storage::testing::TempDir dir;
+  const auto path = "sqlite:" + dir.file("parley.db");
+  std::vector<std::string> sent;
+  {
+    MucServer server("max_history: 5", storage::open(path));
+    auto alice = server.bind("alice@example.org/home");
+    server.exchange(alice, join_presence("Alice"));
+    server.exchange(alice,
+                    config_submit({{"muc#roomconfig_persistentroom", "1"}, {"muc#roomconfig_enablearchiving", "1"}}));
+    for (int n = 0; n < 8; ++n) {
+      sent.push_back("before restart " + std::to_string(n));
+      server.exchange(alice, groupchat(sent.back()));
+    }
+    xml::Element subject("message");
+    subject.set_attr("to", room_jid);
+    subject.set_attr("type", "groupchat");
+    subject.add_child("subject", std::string(xml::ns_client)).add_text("Last word");
+    server.exchange(alice, subject);
+    server.exchange(alice, leave_presence("Alice"));
+  }
+  MucServer server("max_history: 5", storage::open(path));
+  auto bob = server.bind("bob@example.org/work");
+  const auto joined = server.exchange(bob, join_presence("Bob", room_jid, {}, 3));
+  EXPECT_EQ(status_codes(only_from(joined, "presence", nick_jid("Bob"))), (std::set<int>{110, 170}));
+  std::vector<std::string> history;
+  for (const auto& message : named(joined, "message")) {
+    if (message.child("body", xml::ns_client) == nullptr) continue;
+    history.push_back(message.child_text("body", xml::ns_client));
+    EXPECT_EQ(message.attr("from"), nick_jid("Alice"));
+    EXPECT_NE(message.child("delay", ns_delay), nullptr);
+  }
+  EXPECT_EQ(history, (std::vector<std::string>(sent.end() - 3, sent.end())));
+  EXPECT_EQ(joined.back().child_text("subject", xml::ns_client), "Last word");
+  const auto page = read_page(server.exchange(bob, room_mam_query("q")));
+  EXPECT_EQ(std::vector<std::string>(page.bodies.begin(), page.bodies.end() - 1), sent);
+}
+
+TEST(MucArchiveOptions, RetentionTrimsTheRoomArchive) {
+  MucServer server("archive_max_messages: 10\ndefault_archiving: true");
+  auto alice = server.bind("alice@example.org/home");
+  server.exchange(alice, join_presence("Alice"));
+  server.exchange(alice, owner_query("set", "instant"));
+  for (int n = 0; n < 64; ++n) server.exchange(alice, groupchat(std::to_string(n)));
+  const auto page = read_page(server.exchange(alice, room_mam_query("q", 100)));
+  EXPECT_EQ(page.bodies.size(), 10u);
+  EXPECT_EQ(page.bodies.back(), "63");
+  TestServer plain;
+  EXPECT_THROW(plain.enable(make_muc_module, "archive_max_page: 0"), OptionError);
+}
+
+// ---- iqs between occupants ---------------------------------------------------
+
+TEST_F(MucTest, IqToAnOccupantIsForwardedUnderTheSendersOccupantJidAndTheAnswerComesBack) {
+  open_room();
+  auto request = testing::make_iq("get", "v1", nick_jid("Alice"), "query", "jabber:iq:version");
+  EXPECT_TRUE(server.exchange(bob, request).empty());
+  const auto forwarded = alice.session->take();
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(forwarded.front().attr("from"), nick_jid("Bob"));
+  EXPECT_EQ(forwarded.front().attr("to"), "alice@example.org/home");
+  EXPECT_NE(forwarded.front().attr("id"), "v1");
+  EXPECT_NE(forwarded.front().child("query", "jabber:iq:version"), nullptr);
+
+  // Someone else answering under that id is ignored; the asked client's answer goes back.
+  auto forged = xmpp::iq_result(forwarded.front());
+  EXPECT_TRUE(server.exchange(carol, forged).empty());
+  EXPECT_TRUE(bob.session->take().empty());
+  auto answer = xmpp::iq_result(forwarded.front());
+  answer.add_child("query", "jabber:iq:version").add_child("name", "jabber:iq:version").add_text("test client");
+  server.exchange(alice, answer);
+  const auto back = bob.session->take();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.front().attr("type"), "result");
+  EXPECT_EQ(back.front().attr("id"), "v1");
+  EXPECT_EQ(back.front().attr("from"), nick_jid("Alice"));
+  EXPECT_EQ(back.front().attr("to"), "bob@example.org/work");
+  // Answered once only.
+  server.exchange(alice, answer);
+  EXPECT_TRUE(bob.session->take().empty());
+
+  // Errors come back too, and a ping to someone else is forwarded, not answered by the room.
+  EXPECT_TRUE(server.exchange(bob, testing::make_iq("get", "p", nick_jid("Alice"), "ping", ns_ping)).empty());
+  const auto ping = alice.session->take();
+  ASSERT_EQ(ping.size(), 1u);
+  server.exchange(alice, xmpp::stanza_error(ping.front(), "service-unavailable"));
+  const auto error = bob.session->take();
+  ASSERT_EQ(error.size(), 1u);
+  EXPECT_EQ(testing::error_condition(error.front()), "service-unavailable");
+  EXPECT_EQ(error.front().attr("id"), "p");
+}
+
+TEST_F(MucTest, IqToAnOccupantFromOutsideOrToNobodyIsRefused) {
+  open_room();
+  const auto outside =
+      server.exchange(carol, testing::make_iq("get", "v", nick_jid("Alice"), "query", "jabber:iq:version"));
+  EXPECT_EQ(testing::error_condition(outside.front()), "not-acceptable");
+  const auto nobody =
+      server.exchange(bob, testing::make_iq("get", "v", nick_jid("Nobody"), "query", "jabber:iq:version"));
+  EXPECT_EQ(testing::error_condition(nobody.front()), "item-not-found");
+  EXPECT_TRUE(alice.session->take().empty());
+}
+
 TEST(MucOptions, BadOptionsAreRefused) {
   TestServer server;
   EXPECT_THROW(server.enable(make_muc_module, "max_history: -1"), OptionError);
   EXPECT_THROW(server.enable(make_muc_module, "service: example.org"), OptionError);
   EXPECT_THROW(server.enable(make_muc_module, "default_whois: everybody"), OptionError);
   EXPECT_THROW(server.enable(make_muc_module, "colour: blue"), OptionError);
+  EXPECT_THROW(server.enable(make_muc_module, "default_archiving: sometimes"), OptionError);
 }
 
 }  // namespace
