@@ -188,6 +188,34 @@ class GroupChat(MucTestCase):
         self.assertEqual((await ping.send(timeout=STEP_TIMEOUT))["type"], "result")
 
 
+class OccupantIq(MucTestCase):
+
+    async def test_iq_to_an_occupant_is_forwarded_and_answered_through_the_room(self):
+        self.register("alice", "bob", "carol")
+        plugins = ("xep_0045", "xep_0004", "xep_0030", "xep_0092")
+        alice = await self.logged_in("alice", plugins=plugins)
+        bob = await self.logged_in("bob", plugins=plugins)
+        carol = await self.logged_in("carol", plugins=("xep_0092",))
+        await self.join(alice, "Alice")
+        await self.configure(alice)
+        await self.join(bob, "Bob")
+
+        # bob asks Alice's client its version through the room: the answer
+        # comes from her occupant JID, her client saw only bob's occupant JID.
+        mark = len(alice.received)
+        version = await bob["xep_0092"].get_version(occupant("Alice"), timeout=STEP_TIMEOUT)
+        self.assertEqual(version["type"], "result")
+        self.assertEqual(version["from"], occupant("Alice"))
+        self.assertEqual(version.xml.find("{jabber:iq:version}query/{jabber:iq:version}name").text, "Slixmpp")
+        asked = await alice.wait_for(lambda s: s.name == "iq" and s["type"] == "get", start=mark)
+        self.assertEqual(asked["from"], occupant("Bob"))
+
+        # Someone outside the room may not.
+        with self.assertRaises(IqError) as refused:
+            await carol["xep_0092"].get_version(occupant("Alice"), timeout=STEP_TIMEOUT)
+        self.assertEqual(refused.exception.condition, "not-acceptable")
+
+
 class Persistence(MucTestCase):
 
     async def test_persistent_room_survives_a_restart(self):

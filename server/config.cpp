@@ -54,7 +54,7 @@ class Loader {
 
     check_keys(root, "at top level",
                {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log", "admin_socket",
-                "shards", "workers", "s2s", "components"});
+                "shards", "workers", "s2s", "components", "proxy65"});
 
     const auto hosts = require(root, "hosts", "at top level");
     read_hosts(hosts, config);
@@ -68,6 +68,7 @@ class Loader {
     if (const auto log = root["log"]) read_log(log, config.log);
     if (const auto s2s = root["s2s"]) read_s2s(s2s, config.s2s);
     if (const auto components = root["components"]) read_components(components, config);
+    if (const auto proxy65 = root["proxy65"]) read_proxy65(proxy65, config);
     if (const auto admin_socket = root["admin_socket"]) config.admin_socket = read_socket_path(admin_socket);
     if (const auto shards = root["shards"]) {
       config.shards =
@@ -541,6 +542,70 @@ class Loader {
       }
       config.components.push_back(std::move(component));
     }
+  }
+
+  void read_proxy65(const YAML::Node& node, Config& config) {
+    Proxy65Config proxy;
+    if (!node.IsNull()) {
+      if (!node.IsMap()) fail(node, "proxy65 must be a mapping (or empty for the defaults)");
+      check_keys(node, "in proxy65",
+                 {"domain", "address", "port", "public_host", "public_port", "allow", "rate", "burst",
+                  "activation_timeout", "idle_timeout", "max_pending"});
+      if (const auto n = node["domain"]) {
+        proxy.domain = read_domain(n, "proxy65 domain");
+        if (std::find(config.hosts.begin(), config.hosts.end(), proxy.domain) != config.hosts.end()) {
+          fail(n, "proxy65 domain '" + proxy.domain + "' is one of the hosts; the proxy needs a domain of its own");
+        }
+      }
+      if (const auto n = node["address"]) proxy.address = read_address(n);
+      if (const auto n = node["port"]) {
+        proxy.port = static_cast<std::uint16_t>(read_integer(n, 1, 65535, "port must be an integer 1-65535"));
+      }
+      if (const auto n = node["public_host"]) {
+        proxy.public_host = read_string(n, "public_host must be a host name or IP address");
+        if (proxy.public_host.find_first_of(" \t/@'\"<>") != std::string::npos) {
+          fail(n, "public_host must be a host name or IP address, got '" + proxy.public_host + "'");
+        }
+      }
+      if (const auto n = node["public_port"]) {
+        proxy.public_port =
+            static_cast<std::uint16_t>(read_integer(n, 1, 65535, "public_port must be an integer 1-65535"));
+      }
+      if (const auto n = node["allow"]) proxy.allow = read_domain_list(n, "proxy65 allow");
+      if (const auto n = node["rate"]) {
+        proxy.rate = n.IsScalar() && n.Scalar() == "unlimited" ? 0 : read_size(n, 1, "rate (or 'unlimited')");
+      }
+      if (const auto n = node["burst"]) proxy.burst = read_size(n, 1, "burst");
+      if (const auto n = node["activation_timeout"]) {
+        proxy.activation_timeout = std::chrono::seconds(
+            read_integer(n, 1, 3600, "activation_timeout must be a number of seconds 1-3600"));
+      }
+      if (const auto n = node["idle_timeout"]) {
+        proxy.idle_timeout =
+            std::chrono::seconds(read_integer(n, 1, 86400, "idle_timeout must be a number of seconds 1-86400"));
+      }
+      if (const auto n = node["max_pending"]) {
+        proxy.max_pending = read_integer(n, 2, 1000000, "max_pending must be an integer 2-1000000");
+      }
+    }
+    std::vector<std::string> domains{proxy.domain};
+    if (proxy.domain.empty()) {
+      domains.clear();
+      for (const auto& host : config.hosts) domains.push_back("proxy." + host);
+    }
+    for (const auto& component : config.components) {
+      if (std::find(domains.begin(), domains.end(), component.domain) != domains.end()) {
+        fail(node["domain"] ? node["domain"] : node,
+             "proxy65 domain '" + component.domain + "' is also a component's domain");
+      }
+    }
+    for (const auto& listener : config.listeners) {
+      if (listener.address == proxy.address && listener.port == proxy.port) {
+        fail(node["port"] ? node["port"] : node,
+             "proxy65 listens on " + endpoint_name(listener) + ", which is also a " + listener.module + " listener");
+      }
+    }
+    config.proxy65 = std::move(proxy);
   }
 
   std::string read_socket_path(const YAML::Node& node) const {

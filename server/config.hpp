@@ -80,6 +80,21 @@ struct ComponentConfig {
   bool replace = false;  // a new connection replaces a connected one instead of being refused
 };
 
+// The SOCKS5 Bytestreams proxy (XEP-0065), on when the proxy65 section is present.
+struct Proxy65Config {
+  std::string domain;                  // empty: proxy.<host> for every host
+  std::string address = "127.0.0.1";  // where the SOCKS5 listener binds
+  std::uint16_t port = 7777;
+  std::string public_host;             // advertised to clients; empty: address
+  std::uint16_t public_port = 0;       // advertised; 0: port
+  std::vector<std::string> allow;      // domains whose users may use it; empty: the hosts
+  std::size_t rate = 10 * 1024 * 1024;  // bytes/s read from each connection; 0: unlimited
+  std::size_t burst = 1024 * 1024;
+  std::chrono::seconds activation_timeout{60};  // connect → activated
+  std::chrono::seconds idle_timeout{300};       // a relay without traffic
+  std::size_t max_pending = 1000;               // connections waiting for activation
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug (shows XML), info, warn, error
   std::string file;            // empty: stderr
@@ -99,6 +114,7 @@ struct Config {
   LogConfig log;
   S2sConfig s2s;
   std::vector<ComponentConfig> components;
+  std::optional<Proxy65Config> proxy65;
   std::string admin_socket = "var/parleyd.sock";
   unsigned shards = 0;   // I/O threads; 0 = one per core
   unsigned workers = 4;  // blocking-work threads (storage)

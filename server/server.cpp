@@ -15,6 +15,7 @@
 
 #include "c2s/c2s.hpp"
 #include "components/component.hpp"
+#include "components/proxy65.hpp"
 #include "modules/module.hpp"
 #include "router/router.hpp"
 #include "router/workers.hpp"
@@ -97,6 +98,28 @@ components::Settings component_settings(const Limits& limits) {
   return settings;
 }
 
+components::proxy65::Settings proxy65_settings(const Config& config) {
+  const auto& proxy = *config.proxy65;
+  components::proxy65::Settings settings;
+  if (proxy.domain.empty()) {
+    // One proxy.<host> per host, each listed on its own host.
+    for (const auto& host : config.hosts) settings.domains.push_back("proxy." + host);
+  } else {
+    settings.domains = {proxy.domain};
+  }
+  settings.address = proxy.address;
+  settings.port = proxy.port;
+  settings.public_host = proxy.public_host;
+  settings.public_port = proxy.public_port;
+  settings.allow = proxy.allow;
+  settings.rate = proxy.rate;
+  settings.burst = proxy.burst;
+  settings.activation_timeout = proxy.activation_timeout;
+  settings.idle_timeout = proxy.idle_timeout;
+  settings.max_pending = proxy.max_pending;
+  return settings;
+}
+
 std::string s2s_line(const s2s::ConnectionInfo& c) {
   const auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
   return c.direction + '\t' + dash(c.local_domain) + '\t' + dash(c.peer_domain) + '\t' + c.auth + '\t' +
@@ -119,6 +142,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<c2s::Listener>> listeners;
   std::unique_ptr<s2s::Manager> s2s;
   std::unique_ptr<components::Manager> components;
+  std::unique_ptr<components::proxy65::Proxy> proxy65;
   std::unique_ptr<admin::AdminServer> admin;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   int exit_code = 0;
@@ -146,6 +170,15 @@ struct Server::Impl {
     router.set_remote_route([this](xml::Element& stanza, const xmpp::Jid& to) { return s2s->route(stanza, to); });
     components = std::make_unique<components::Manager>(shard_pointers, router, certificates, component_configs(config),
                                                        component_settings(config.limits));
+    if (config.proxy65) {
+      const auto settings = proxy65_settings(config);
+      try {
+        proxy65 = std::make_unique<components::proxy65::Proxy>(shard_pointers, router, settings);
+      } catch (const std::system_error& e) {
+        throw std::runtime_error("cannot listen on " + settings.address + ":" + std::to_string(settings.port) +
+                                 " (proxy65): " + e.code().message());
+      }
+    }
     for (const auto& listener : config.listeners) {
       if (listener.module == "component") {
         try {
@@ -231,6 +264,10 @@ struct Server::Impl {
     s2s->close_all("system-shutdown");
     components->stop();
     components->close_all("system-shutdown");
+    if (proxy65) {
+      proxy65->stop();
+      proxy65->close_all();
+    }
     asio::steady_timer wait(shards.front());
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
     while (open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -270,6 +307,7 @@ struct Server::Impl {
     for (auto& listener : listeners) listener->start();
     s2s->start();
     components->start();
+    if (proxy65) proxy65->start();
     admin->start();
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < shards.size(); ++i) threads.emplace_back([&shard = shards[i]] { shard.run(); });
