@@ -142,15 +142,9 @@ struct Proxy::State {
     close_socket(connection->socket);
   }
 
-  // Whether a third party would be refused: XEP-0065 joins exactly two.
-  bool pair_full(std::string_view hash) const {
-    std::lock_guard lock(mutex);
-    const auto found = pending.find(hash);
-    return found != pending.end() && found->second.second;
-  }
-
-  // Files a negotiated connection under its hash; false when the pair
-  // filled up meanwhile or the connection was retired.
+  // Files a negotiated connection under its hash; false when two parties
+  // already joined it (XEP-0065 joins exactly two) or the connection was
+  // retired.
   bool join(const std::shared_ptr<Connection>& connection, const std::string& hash) {
     std::lock_guard lock(mutex);
     if (connection->phase != Connection::Phase::negotiating) return false;
@@ -339,16 +333,24 @@ Task<void> Proxy::State::serve(std::shared_ptr<State> self, std::shared_ptr<Conn
     }
   }
   const std::string hash = negotiation.address();
-  if (pair_full(hash)) {
+  if (!join(connection, hash)) {
     spdlog::info("proxy65 {} {}: refused, two parties already joined {}", connection->id, connection->remote, hash);
     co_await refuse(connection, negotiation.reply(Reply::not_allowed));
     co_return;
   }
-  // The success reply goes out before the connection can be activated, so
-  // no write is pending on the socket when the relay takes it over.
+  // Joined and answered without suspending: an activation can only take the
+  // socket over (posted to this shard) once the success reply is out, and
+  // the client may activate as soon as it has read it. The reply is the
+  // first thing written since the two-byte method choice, so the socket's
+  // send buffer takes it whole without blocking.
   output = negotiation.reply(Reply::succeeded);
-  co_await asio::async_write(connection->socket, asio::buffer(output), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec || !join(connection, hash)) {
+  connection->socket.non_blocking(true, ec);
+  const std::size_t written = ec ? 0 : connection->socket.write_some(asio::buffer(output), ec);
+  boost::system::error_code ignored;
+  connection->socket.non_blocking(false, ignored);
+  if (ec || written != output.size()) {
+    spdlog::info("proxy65 {} {}: the SOCKS5 reply could not be sent: {}", connection->id, connection->remote,
+                 ec ? ec.message() : "short write");
     drop(connection);
     co_return;
   }
