@@ -17,6 +17,7 @@ namespace parley::modules::muc {
 namespace {
 
 constexpr std::string_view ns_hints = "urn:xmpp:hints";
+constexpr std::string_view ns_vcard = "vcard-temp";
 // Forwarded iqs still unanswered per room; past this the oldest is forgotten
 // (its answer, should one come, is dropped).
 constexpr std::size_t max_pending_iqs = 256;
@@ -811,7 +812,9 @@ void Room::handle_iq(const xml::Element& stanza, const xmpp::Jid& from, const xm
 void Room::forward_iq(const xml::Element& stanza, const xmpp::Jid& from, const Occupant& sender, const Occupant& target,
                       std::vector<xml::Element>& out) {
   std::string id = new_stanza_id();
-  const xmpp::Jid& responder = target.sessions.front();
+  // A vCard belongs to the account, not to one client: the target's server answers for it.
+  const xml::Element* payload = stanza.first_child_element();
+  const xmpp::Jid responder = payload->is("vCard", ns_vcard) ? target.sessions.front().bare() : target.sessions.front();
   pending_iqs_[id] = PendingIq{std::string(stanza.attr("id")), from, responder, sender.nick, target.nick};
   pending_order_.push_back(id);
   while (pending_order_.size() > max_pending_iqs) {

@@ -853,6 +853,17 @@ TEST_F(MucTest, IqToAnOccupantIsForwardedUnderTheSendersOccupantJidAndTheAnswerC
   EXPECT_EQ(error.front().attr("id"), "p");
 }
 
+TEST_F(MucTest, VcardRequestToAnOccupantGoesToItsAccountAndOnlyTheAccountAnswers) {
+  open_room();
+  // No vcard module here: the router answers for the account with an error, which comes back to bob.
+  const auto back = server.exchange(bob, testing::make_iq("get", "vc", nick_jid("Alice"), "vCard", "vcard-temp"));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.front().attr("id"), "vc");
+  EXPECT_EQ(back.front().attr("from"), nick_jid("Alice"));
+  EXPECT_EQ(testing::error_condition(back.front()), "service-unavailable");
+  EXPECT_TRUE(alice.session->take().empty());
+}
+
 TEST_F(MucTest, IqToAnOccupantFromOutsideOrToNobodyIsRefused) {
   open_room();
   const auto outside =
