@@ -122,7 +122,7 @@ class Room {
   struct PendingIq {
     std::string original_id;
     xmpp::Jid requester;    // the sender's real full JID
-    xmpp::Jid responder;    // the target's real full JID, the only one whose answer counts
+    xmpp::Jid responder;    // the JID asked (the target's full JID; its bare JID for a vCard): only its answer counts
     std::string from_nick;  // the sender's nick when it asked
     std::string to_nick;    // the target's nick when it was asked
   };
