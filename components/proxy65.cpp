@@ -60,7 +60,7 @@ void close_socket(tcp::socket& socket) {
 
 // One accepted SOCKS5 connection until it is activated (then its socket
 // moves into a Relay) or closed. The socket and timer are touched only on
-// the connection's shard; 'phase' only under State::mutex.
+// the connection's shard; 'phase' and 'hash' only under State::mutex.
 struct Connection {
   enum class Phase { negotiating, waiting, activated, closed };
 
@@ -77,6 +77,7 @@ struct Connection {
   const std::string id;
   const std::string remote;
   Phase phase = Phase::negotiating;
+  std::string hash;  // set when it joins a pair
 };
 
 class Relay;
@@ -107,7 +108,7 @@ struct Proxy::State {
   Task<void> accept_loop(std::shared_ptr<State> self);
   Task<void> serve(std::shared_ptr<State> self, std::shared_ptr<Connection> connection);
   Task<void> expire(std::shared_ptr<State> self, std::shared_ptr<Connection> connection);
-  Task<void> refuse(std::shared_ptr<Connection> connection, std::string reply);
+  Task<void> refuse(std::shared_ptr<Connection> connection, std::string reply, std::string reason);
 
   // Ends a connection that has not been activated; false when it was
   // activated (or ended) meanwhile and is not the caller's to touch.
@@ -116,19 +117,14 @@ struct Proxy::State {
     if (connection->phase == Connection::Phase::activated || connection->phase == Connection::Phase::closed) {
       return false;
     }
-    if (connection->phase == Connection::Phase::waiting) {
-      for (auto it = pending.begin(); it != pending.end(); ++it) {
-        auto& [first, second] = it->second;
-        if (second == connection) {
-          second.reset();
-        } else if (first == connection) {
-          first = std::exchange(second, nullptr);
-        }
-        if (!first) {
-          pending.erase(it);
-          break;
-        }
+    if (const auto found = pending.find(connection->hash); found != pending.end()) {
+      auto& [first, second] = found->second;
+      if (second == connection) {
+        second.reset();
+      } else if (first == connection) {
+        first = std::exchange(second, nullptr);
       }
+      if (!first) pending.erase(found);
     }
     connection->phase = Connection::Phase::closed;
     unactivated.erase(connection);
@@ -157,6 +153,7 @@ struct Proxy::State {
       return false;
     }
     connection->phase = Connection::Phase::waiting;
+    connection->hash = hash;
     return true;
   }
 
@@ -183,14 +180,12 @@ struct Proxy::State {
 // after idle_timeout without a byte.
 class Relay : public std::enable_shared_from_this<Relay> {
  public:
-  Relay(std::shared_ptr<Proxy::State> state, tcp::socket first, tcp::socket second, std::string hash,
-        std::string description)
+  Relay(std::shared_ptr<Proxy::State> state, tcp::socket first, tcp::socket second, std::string description)
       : state_(std::move(state)),
         executor_(first.get_executor()),
         sockets_{std::move(first), std::move(second)},
         shapers_{asio::steady_timer(executor_), asio::steady_timer(executor_)},
         idle_(executor_),
-        hash_(std::move(hash)),
         description_(std::move(description)) {}
 
   void start() {
@@ -266,7 +261,6 @@ class Relay : public std::enable_shared_from_this<Relay> {
   std::array<tcp::socket, 2> sockets_;
   std::array<asio::steady_timer, 2> shapers_;
   asio::steady_timer idle_;
-  const std::string hash_;
   const std::string description_;
   std::array<std::uint64_t, 2> bytes_{};
   int finished_directions_ = 0;
@@ -320,12 +314,12 @@ Task<void> Proxy::State::serve(std::shared_ptr<State> self, std::shared_ptr<Conn
     output.clear();
     negotiation.feed(chunk, output);
     if (negotiation.state() == Negotiation::State::failed) {
-      spdlog::info("proxy65 {} {}: SOCKS5 refused: {}", connection->id, connection->remote, negotiation.error());
-      co_await refuse(connection, std::move(output));
+      co_await refuse(connection, std::move(output), negotiation.error());
       co_return;
     }
     if (!output.empty()) {
-      co_await asio::async_write(connection->socket, asio::buffer(output), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(connection->socket, asio::buffer(output),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         drop(connection);
         co_return;
@@ -334,8 +328,7 @@ Task<void> Proxy::State::serve(std::shared_ptr<State> self, std::shared_ptr<Conn
   }
   const std::string hash = negotiation.address();
   if (!join(connection, hash)) {
-    spdlog::info("proxy65 {} {}: refused, two parties already joined {}", connection->id, connection->remote, hash);
-    co_await refuse(connection, negotiation.reply(Reply::not_allowed));
+    co_await refuse(connection, negotiation.reply(Reply::not_allowed), "two parties already joined " + hash);
     co_return;
   }
   // Joined and answered without suspending: an activation can only take the
@@ -357,11 +350,14 @@ Task<void> Proxy::State::serve(std::shared_ptr<State> self, std::shared_ptr<Conn
   spdlog::info("proxy65 {} {}: connected for {}, waiting for activation", connection->id, connection->remote, hash);
 }
 
-Task<void> Proxy::State::refuse(std::shared_ptr<Connection> connection, std::string reply) {
+Task<void> Proxy::State::refuse(std::shared_ptr<Connection> connection, std::string reply, std::string reason) {
   if (!retire(connection)) co_return;
+  spdlog::info("proxy65 {} {}: SOCKS5 refused: {}", connection->id, connection->remote, reason);
   auto& socket = connection->socket;
   boost::system::error_code ec;
-  if (!reply.empty()) co_await asio::async_write(socket, asio::buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
+  if (!reply.empty()) {
+    co_await asio::async_write(socket, asio::buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
+  }
   // Closing with unread input would reset the connection and could destroy
   // the reply before the client reads it: end our side, then drain briefly.
   socket.shutdown(tcp::socket::shutdown_send, ec);
@@ -410,14 +406,14 @@ Proxy::State::Activation Proxy::State::activate(const std::shared_ptr<State>& se
 }
 
 // The relay runs on the first connection's shard: the second socket is
-// released on its own shard and adopted there, so that no socket is ever
-// used from two threads.
+// released on its own shard and adopted on the first's, so that no socket
+// is ever used from two threads.
 void Proxy::State::start_relay(std::shared_ptr<State> self, std::shared_ptr<Connection> first,
                                std::shared_ptr<Connection> second, std::string hash) {
   const std::string description = first->id + " " + first->remote + " <-> " + second->id + " " + second->remote;
   auto begin = [self, first, description, hash](tcp::socket other) {
     first->deadline.cancel();
-    auto relay = std::make_shared<Relay>(self, std::move(first->socket), std::move(other), hash, description);
+    auto relay = std::make_shared<Relay>(self, std::move(first->socket), std::move(other), description);
     {
       std::lock_guard lock(self->mutex);
       self->relays.insert(relay);

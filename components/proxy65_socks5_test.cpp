@@ -16,7 +16,9 @@ std::string connect_request(std::string_view address, char command = 0x01, char 
   return "\x05"s + command + '\0' + type + static_cast<char>(address.size()) + std::string(address) + "\0\0"s;
 }
 
-std::string success_reply(std::string_view hash) { return "\x05\x00\x00\x03"s + static_cast<char>(hash.size()) + std::string(hash) + "\0\0"s; }
+std::string success_reply(std::string_view hash) {
+  return "\x05\x00\x00\x03"s + static_cast<char>(hash.size()) + std::string(hash) + "\0\0"s;
+}
 
 std::string failure_reply(char code) { return "\x05"s + code + "\x00\x01\x00\x00\x00\x00\x00\x00"s; }
 
