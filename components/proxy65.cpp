@@ -465,6 +465,8 @@ std::optional<xml::Element> Proxy::State::answer(const std::shared_ptr<State>& s
   const auto from = xmpp::Jid::parse(stanza.attr("from"));
   const auto to = xmpp::Jid::parse(stanza.attr("to"));
   if (!from || !to) return std::nullopt;
+  // The service is the domain itself: there are no users or resources at it.
+  if (!to->is_domain()) return xmpp::stanza_error(stanza, "service-unavailable");
   return answer_iq(self, stanza, *from, *to);
 }
 

@@ -324,6 +324,20 @@ TEST_F(ProxyTest, ActivationErrorsFollowTheXep) {
   EXPECT_EQ(xmpp::stanza_error_condition(ask("get", xml::Element("vcard", "vcard-temp"))), "service-unavailable");
 }
 
+TEST_F(ProxyTest, AddressesBelowTheDomainAreServiceUnavailable) {
+  start();
+  xml::Element iq("iq");
+  iq.set_attr("type", "get");
+  iq.set_attr("id", "below");
+  iq.set_attr("from", "alice@localhost/a");
+  iq.set_attr("to", "someone@proxy.localhost");
+  iq.add_child("query", std::string(ns_disco_info));
+  asio::co_spawn(shards_[0], router_.route(std::move(iq)), asio::use_future).get();
+  const auto reply = inbox_->next();
+  EXPECT_EQ(reply.attr("id"), "below");
+  EXPECT_EQ(xmpp::stanza_error_condition(reply), "service-unavailable");
+}
+
 TEST_F(ProxyTest, SecondActivationOfTheSameStreamIsUnknown) {
   start();
   auto pair = activated_pair("sid-twice");

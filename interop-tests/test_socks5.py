@@ -187,6 +187,9 @@ class Configuration(unittest.TestCase):
             "bad rate": text.replace(f"rate: {RATE}", "rate: fast"),
             "domain is a host": text.replace("activation_timeout: 30",
                                              f"activation_timeout: 30\n  domain: {DOMAIN}"),
+            "port of a c2s listener": text.replace(port_line, f"port: {server.ports['starttls']}"),
+            "max_pending below a pair": text.replace("activation_timeout: 30",
+                                                     "activation_timeout: 30\n  max_pending: 1"),
         }
         for name, broken in cases.items():
             with self.subTest(name):
