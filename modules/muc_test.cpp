@@ -875,6 +875,112 @@ TEST_F(MucTest, IqToAnOccupantFromOutsideOrToNobodyIsRefused) {
   EXPECT_TRUE(alice.session->take().empty());
 }
 
+// ---- one room, driven directly ----------------------------------------------
+
+// An archive whose every call fails, like a database outage.
+class FailingArchive : public storage::ArchiveStore {
+ public:
+  bool append(const std::string&, const storage::ArchivedMessage&) override { throw storage::Error("archive down"); }
+  std::optional<storage::ArchivePage> query(const std::string&, const storage::ArchiveQuery&) override {
+    throw storage::Error("archive down");
+  }
+  std::size_t trim(const std::string&, std::size_t) override { throw storage::Error("archive down"); }
+  void remove_owner(const std::string&) override { throw storage::Error("archive down"); }
+  std::optional<storage::ArchivePrefs> prefs(const std::string&) override { throw storage::Error("archive down"); }
+  void set_prefs(const std::string&, const storage::ArchivePrefs&) override { throw storage::Error("archive down"); }
+};
+
+class RoomTest : public ::testing::Test {
+ protected:
+  explicit RoomTest(storage::ArchiveStore* archive = nullptr) : room(make_room(archive)) {}
+
+  Room make_room(storage::ArchiveStore* archive) {
+    limits.defaults.archiving = true;
+    return Room(*xmpp::Jid::parse(room_jid), limits, storage->muc(), archive,
+                [] { return std::chrono::system_clock::now(); });
+  }
+
+  std::vector<xml::Element> handle(xml::Element stanza, const std::string& from) {
+    stanza.set_attr("from", from);
+    std::vector<xml::Element> out;
+    room.handle(stanza, *xmpp::Jid::parse(from), *xmpp::Jid::parse(stanza.attr("to")), out);
+    return out;
+  }
+
+  // alice owns an instant room that bob has joined.
+  void open() {
+    handle(join_presence("Alice"), alice);
+    handle(owner_query("set", "instant"), alice);
+    handle(join_presence("Bob"), bob);
+  }
+
+  const std::string alice = "alice@example.org/home";
+  const std::string bob = "bob@example.org/work";
+  ServiceLimits limits;
+  std::unique_ptr<storage::Storage> storage = storage::open("memory:");
+  Room room;
+};
+
+class FailingArchiveRoomTest : public RoomTest {
+ protected:
+  FailingArchiveRoomTest() : RoomTest(&failing) {}
+  static inline FailingArchive failing;
+};
+
+TEST_F(FailingArchiveRoomTest, GroupchatReachesTheOccupantsWhenTheArchiveFails) {
+  open();
+  EXPECT_TRUE(room.archiving());
+  const auto out = handle(groupchat("still delivered"), alice);
+  ASSERT_EQ(out.size(), 2u);
+  for (const auto& message : out) {
+    EXPECT_EQ(message.child_text("body", xml::ns_client), "still delivered");
+    EXPECT_NE(message.child("stanza-id", ns_stanza_id), nullptr);
+  }
+  const auto query = handle(room_mam_query("q"), bob);
+  ASSERT_EQ(query.size(), 1u);
+  EXPECT_EQ(testing::error_condition(query.front()), "internal-server-error");
+}
+
+TEST_F(RoomTest, WithoutAnArchiveStoreTheRoomIsNeverLogged) {
+  open();
+  EXPECT_FALSE(room.archiving());
+  const auto joined = handle(join_presence("Carol"), "carol@example.org/x");
+  const auto self = std::ranges::find_if(joined, [](const xml::Element& stanza) {
+    return stanza.attr("from") == nick_jid("Carol") && stanza.attr("to") == "carol@example.org/x";
+  });
+  ASSERT_NE(self, joined.end());
+  EXPECT_EQ(status_codes(*self), (std::set<int>{110}));
+  const auto refused = handle(config_submit({{"muc#roomconfig_enablearchiving", "1"}}), alice);
+  EXPECT_EQ(testing::error_condition(refused.back()), "not-acceptable");
+}
+
+TEST_F(RoomTest, OnlyTheNewestForwardedIqsAreRemembered) {
+  open();
+  std::vector<std::string> forwarded_ids;
+  for (int n = 0; n < 300; ++n) {
+    const auto out =
+        handle(testing::make_iq("get", "q" + std::to_string(n), nick_jid("Alice"), "query", "jabber:iq:version"), bob);
+    ASSERT_EQ(out.size(), 1u);
+    forwarded_ids.emplace_back(out.front().attr("id"));
+  }
+  EXPECT_EQ(std::set<std::string>(forwarded_ids.begin(), forwarded_ids.end()).size(), 300u);
+  auto answer = [&](std::size_t n) {
+    xml::Element result("iq");
+    result.set_attr("type", "result");
+    result.set_attr("id", forwarded_ids[n]);
+    result.set_attr("to", nick_jid("Bob"));
+    return handle(result, alice);
+  };
+  EXPECT_TRUE(answer(0).empty());  // forgotten: 256 newer ones are pending
+  const auto newest = answer(299);
+  ASSERT_EQ(newest.size(), 1u);
+  EXPECT_EQ(newest.front().attr("id"), "q299");
+  EXPECT_EQ(newest.front().attr("to"), bob);
+  const auto oldest_kept = answer(300 - 256);
+  ASSERT_EQ(oldest_kept.size(), 1u);
+  EXPECT_EQ(oldest_kept.front().attr("id"), "q44");
+}
+
 TEST(MucOptions, BadOptionsAreRefused) {
   TestServer server;
   EXPECT_THROW(server.enable(make_muc_module, "max_history: -1"), OptionError);
