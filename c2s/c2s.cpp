@@ -3,23 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <deque>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "c2s/sasl_session.hpp"
 #include "c2s/stream_management.hpp"
+#include "c2s/tls_stream.hpp"
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/sasl.hpp"
@@ -45,6 +46,14 @@ constexpr int max_auth_failures = 3;
 bool is_stanza(const xml::Element& element) {
   return element.ns() == xml::ns_client &&
          (element.name() == "message" || element.name() == "presence" || element.name() == "iq");
+}
+
+// One read buffer per shard thread. read_loop fills it and hands the bytes
+// to the parser without suspending in between, so an idle session holds no
+// read buffer of its own.
+std::span<char> shard_read_buffer() {
+  thread_local std::array<char, 65536> buffer;
+  return buffer;
 }
 
 std::string endpoint_text(const tcp::socket& socket) {
@@ -112,9 +121,13 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   void start() {
     auto self = shared_from_this();
-    asio::co_spawn(executor_, self->read_loop(), asio::detached);
-    asio::co_spawn(executor_, self->write_loop(), asio::detached);
-    asio::co_spawn(executor_, self->watchdog_loop(), asio::detached);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    // Each loop holds the session through its own frame: the first read may
+    // end the session before the other loops have begun to run.
+    asio::co_spawn(executor_, read_loop(self), asio::detached);
+    asio::co_spawn(executor_, write_loop(self), asio::detached);
+    asio::co_spawn(executor_, watchdog_loop(self), asio::detached);
   }
 
   void deliver(xml::Element stanza) override {
@@ -186,34 +199,38 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   void close_socket() {
     boost::system::error_code ec;
-    socket_ref().shutdown(tcp::socket::shutdown_both, ec);
-    socket_ref().close(ec);
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
     throttle_.cancel();
     wake_writer_.cancel();
     drained_.cancel();
     watchdog_.cancel();
   }
 
-  tcp::socket& socket_ref() { return tls_ ? tls_->next_layer() : socket_; }
-
-  Task<void> write_loop() {
-    auto self = shared_from_this();
-    std::string batch;
+  Task<void> write_loop([[maybe_unused]] std::shared_ptr<ClientSession> keep_alive) {
     try {
       for (;;) {
-        while (out_.empty() && !closing_ && state_ != State::closed) {
+        // Nothing may be written while a TLS handshake owns the connection.
+        while (state_ != State::closed && (handshaking_ || (out_.empty() && !closing_))) {
           boost::system::error_code ec;
           wake_writer_.expires_at(Clock::time_point::max());
           co_await wake_writer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         }
-        if (out_.empty()) break;
+        if (out_.empty() || handshaking_) break;
         // One write for everything queued: fewer syscalls and TLS records.
-        batch.clear();
-        for (auto& chunk : out_) batch += chunk;
+        // The batch lives only for the write, so an idle session keeps no
+        // output buffer.
+        std::string batch;
+        if (out_.size() == 1) {
+          batch = std::move(out_.front());
+        } else {
+          batch.reserve(queued_bytes_);
+          for (const auto& chunk : out_) batch += chunk;
+        }
         out_.clear();
         writing_ = true;
         if (tls_) {
-          co_await asio::async_write(*tls_, asio::buffer(batch), asio::use_awaitable);
+          co_await tls_->write(batch);
         } else {
           co_await asio::async_write(socket_, asio::buffer(batch), asio::use_awaitable);
         }
@@ -221,8 +238,8 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         queued_bytes_ -= batch.size();
         last_write_ = Clock::now();
         if (out_.empty()) drained_.cancel();
-        if (batch.capacity() > 65536) batch = std::string();
       }
+      if (tls_ && closing_) co_await tls_->shutdown();
     } catch (const std::exception& e) {
       spdlog::debug("c2s {}: write failed: {}", id_, e.what());
     }
@@ -243,9 +260,26 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   // --- input --------------------------------------------------------------
 
-  Task<std::size_t> read_some(asio::mutable_buffer buffer) {
-    if (tls_) co_return co_await tls_->async_read_some(buffer, asio::use_awaitable);
-    co_return co_await socket_.async_read_some(buffer, asio::use_awaitable);
+  // Reads what has arrived without suspending; 0 bytes means wait as 'wait' says first.
+  std::size_t read_available(std::span<char> buffer, TlsStream::Wait& wait) {
+    if (tls_) {
+      const auto outcome = tls_->read(buffer);
+      wait = outcome.wait;
+      return outcome.bytes;
+    }
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait = TlsStream::Wait::readable;
+      return 0;
+    }
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  Task<void> wait_for(TlsStream::Wait wait) {
+    co_await socket_.async_wait(wait == TlsStream::Wait::writable ? tcp::socket::wait_write : tcp::socket::wait_read,
+                                asio::use_awaitable);
   }
 
   // Token bucket: sleeping before the next read slows the peer through TCP
@@ -263,17 +297,21 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     co_await throttle_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 
-  Task<void> read_loop() {
-    auto self = shared_from_this();
+  Task<void> read_loop([[maybe_unused]] std::shared_ptr<ClientSession> keep_alive) {
     spdlog::info("c2s {} {}: connected{}", id_, remote_, settings_.direct_tls ? " (direct TLS)" : "");
     try {
       if (settings_.direct_tls && !co_await start_tls()) {
         co_await finish();
         co_return;
       }
-      std::array<char, 8192> buffer;
       while (!closing_ && state_ != State::closed) {
-        const std::size_t n = co_await read_some(asio::buffer(buffer));
+        const std::span<char> buffer = shard_read_buffer();
+        TlsStream::Wait wait = TlsStream::Wait::none;
+        const std::size_t n = read_available(buffer, wait);
+        if (n == 0) {
+          co_await wait_for(wait);
+          continue;
+        }
         last_read_ = Clock::now();
         std::string_view chunk(buffer.data(), n);
         if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("c2s {} in: {}", id_, chunk);
@@ -479,15 +517,19 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
       co_return false;
     }
     tls_context_ = context;
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), *tls_context_);
+    handshaking_ = true;
     try {
-      co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+      tls_ = std::make_unique<TlsStream>(socket_, tls_context_->native_handle());
+      co_await tls_->handshake();
     } catch (const std::exception& e) {
       spdlog::info("c2s {} {}: TLS handshake failed: {}", id_, remote_, e.what());
+      handshaking_ = false;
       state_ = State::closed;
       close_socket();
       co_return false;
     }
+    handshaking_ = false;
+    wake_writer_.cancel();
     {
       std::lock_guard lock(tls_info_mutex_);
       tls_version_ = tls::version(tls_->native_handle());
@@ -641,8 +683,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   // --- timers -------------------------------------------------------------
 
-  Task<void> watchdog_loop() {
-    auto self = shared_from_this();
+  Task<void> watchdog_loop([[maybe_unused]] std::shared_ptr<ClientSession> keep_alive) {
     const auto started = Clock::now();
     while (state_ != State::closed || writing_) {
       const auto now = Clock::now();
@@ -672,7 +713,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   asio::any_io_executor executor_;
   tcp::socket socket_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::unique_ptr<TlsStream> tls_;
   std::shared_ptr<asio::ssl::context> tls_context_;
   std::shared_ptr<Listener::State> listener_;
   const Settings& settings_;
@@ -700,9 +741,10 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   bool closing_ = false;
   Clock::time_point close_deadline_{};
 
-  std::deque<std::string> out_;
+  std::vector<std::string> out_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
+  bool handshaking_ = false;
   asio::steady_timer wake_writer_;
   asio::steady_timer drained_;
   asio::steady_timer watchdog_;
