@@ -104,7 +104,9 @@ void UploadService::attach() {
       if (reply) boost::asio::co_spawn(self->executor_, self->router_.route(std::move(*reply)), boost::asio::detached);
       return true;
     });
-    if (auto* host = router_.host(domain.host)) host->add_disco_item({domain.domain, "HTTP File Upload"});
+    for (const auto& name : domain.hosts) {
+      if (auto* host = router_.host(name)) host->add_disco_item({domain.domain, "HTTP File Upload"});
+    }
   }
 }
 
@@ -196,8 +198,9 @@ xml::Element UploadService::disco_info(const xml::Element& iq) const {
 xml::Element UploadService::request_slot(const xml::Element& iq, const xml::Element& request,
                                          const UploadDomain& domain) const {
   const auto from = xmpp::Jid::parse(iq.attr("from"));
-  if (!from || from->local().empty() || from->domain() != domain.host) {
-    return xmpp::stanza_error(iq, "forbidden", "Only users of " + domain.host + " may upload files here");
+  if (!from || from->local().empty() ||
+      std::find(domain.hosts.begin(), domain.hosts.end(), from->domain()) == domain.hosts.end()) {
+    return xmpp::stanza_error(iq, "forbidden", "Only local users may upload files here");
   }
   const auto raw_name = request.attr("filename");
   if (raw_name.empty()) return xmpp::stanza_error(iq, "bad-request", "The filename attribute is missing");

@@ -27,7 +27,7 @@ namespace parley::http {
 inline constexpr std::string_view ns_http_upload = "urn:xmpp:http:upload:0";
 
 struct UploadDomain {
-  std::string host;      // whose users may ask for slots
+  std::vector<std::string> hosts;  // whose users may ask for slots
   std::string domain;    // the service's JID, e.g. upload.example.org
   std::string url_base;  // e.g. https://upload.example.org:5443/upload/ (ends with '/')
 };

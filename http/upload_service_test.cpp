@@ -30,7 +30,7 @@ class UploadServiceTest : public ::testing::Test {
     store = std::make_shared<UploadStore>(directory, limits);
     router.add_host("example.org");
     service = std::make_shared<UploadService>(router, io.get_executor(), store,
-                                              std::vector<UploadDomain>{{"example.org", "upload.example.org",
+                                              std::vector<UploadDomain>{{{"example.org"}, "upload.example.org",
                                                                          std::string(base)}});
   }
   void TearDown() override { fs::remove_all(directory); }
@@ -116,6 +116,15 @@ class UploadServiceTest : public ::testing::Test {
   std::shared_ptr<UploadStore> store;
   std::shared_ptr<UploadService> service;
 };
+
+TEST_F(UploadServiceTest, AttachRoutesTheDomainAndListsItOnTheHost) {
+  EXPECT_FALSE(router.serves("upload.example.org"));
+  service->attach();
+  EXPECT_TRUE(router.serves("upload.example.org"));
+  const auto items = router.host("example.org")->disco_items();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].jid, "upload.example.org");
+}
 
 TEST_F(UploadServiceTest, DiscoInfoAnnouncesTheServiceAndItsSizeLimit) {
   xml::Element iq("iq");

@@ -54,7 +54,7 @@ class Loader {
 
     check_keys(root, "at top level",
                {"hosts", "listen", "certificates", "storage", "modules", "host_config", "limits", "log", "admin_socket",
-                "shards", "workers", "s2s", "components", "proxy65"});
+                "shards", "workers", "s2s", "components", "proxy65", "http", "upload"});
 
     const auto hosts = require(root, "hosts", "at top level");
     read_hosts(hosts, config);
@@ -69,6 +69,8 @@ class Loader {
     if (const auto s2s = root["s2s"]) read_s2s(s2s, config.s2s);
     if (const auto components = root["components"]) read_components(components, config);
     if (const auto proxy65 = root["proxy65"]) read_proxy65(proxy65, config);
+    if (const auto http = root["http"]) read_http(http, config.http);
+    if (const auto upload = root["upload"]) read_upload(upload, config);
     if (const auto admin_socket = root["admin_socket"]) config.admin_socket = read_socket_path(admin_socket);
     if (const auto shards = root["shards"]) {
       config.shards =
@@ -201,9 +203,15 @@ class Loader {
       check_keys(item, "in " + where, {"module", "address", "port", "tls"});
       ListenerConfig listener;
       if (const auto module = item["module"]) {
-        listener.module = read_string(module, "module must be c2s, s2s or component");
-        if (listener.module != "c2s" && listener.module != "s2s" && listener.module != "component")
-          fail(module, "unsupported listener module '" + listener.module + "' (expected: c2s, s2s or component)");
+        listener.module = read_string(module, "module must be c2s, s2s, component or http");
+        if (listener.module != "c2s" && listener.module != "s2s" && listener.module != "component" &&
+            listener.module != "http")
+          fail(module,
+               "unsupported listener module '" + listener.module + "' (expected: c2s, s2s, component or http)");
+      }
+      if (listener.module == "http") {
+        listener.port = 5443;
+        listener.tls = TlsMode::direct;
       }
       if (listener.module == "component") {
         listener.port = 5347;
@@ -220,8 +228,11 @@ class Loader {
       if (listener.module == "component" && listener.tls != TlsMode::none && listener.tls != TlsMode::direct) {
         fail(item["tls"], "component listeners take tls: none or direct");
       }
-      if (listener.module != "component" && listener.tls == TlsMode::none) {
-        fail(item["tls"], "tls: none is only for component listeners");
+      if (listener.module == "http" && listener.tls != TlsMode::none && listener.tls != TlsMode::direct) {
+        fail(item["tls"], "http listeners take tls: direct (HTTPS) or none (behind a TLS-terminating proxy)");
+      }
+      if (listener.module != "component" && listener.module != "http" && listener.tls == TlsMode::none) {
+        fail(item["tls"], "tls: none is only for component listeners (and http listeners behind a proxy)");
       }
       if (!endpoints.emplace(listener.address, listener.port).second) {
         fail(item, "duplicate listener " + endpoint_name(listener));
@@ -606,6 +617,119 @@ class Loader {
       }
     }
     config.proxy65 = std::move(proxy);
+  }
+
+  void read_http(const YAML::Node& node, HttpConfig& http) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) fail(node, "http must be a mapping (max_connections, header_timeout, idle_timeout)");
+    check_keys(node, "in http", {"max_connections", "header_timeout", "idle_timeout"});
+    if (const auto n = node["max_connections"]) {
+      http.max_connections = read_integer(n, 1, 1000000, "max_connections must be an integer 1-1000000");
+    }
+    if (const auto n = node["header_timeout"]) {
+      http.header_timeout =
+          std::chrono::seconds(read_integer(n, 1, 3600, "header_timeout must be a number of seconds 1-3600"));
+    }
+    if (const auto n = node["idle_timeout"]) {
+      http.idle_timeout =
+          std::chrono::seconds(read_integer(n, 1, 86400, "idle_timeout must be a number of seconds 1-86400"));
+    }
+  }
+
+  void read_upload(const YAML::Node& node, Config& config) {
+    UploadConfig upload;
+    if (!node.IsNull()) {
+      if (!node.IsMap()) fail(node, "upload must be a mapping (or empty for the defaults)");
+      check_keys(node, "in upload",
+                 {"domain", "directory", "max_file_size", "quota", "expire_after", "slot_timeout", "url_base"});
+      if (const auto n = node["domain"]) {
+        upload.domain = read_domain(n, "upload domain");
+        if (std::find(config.hosts.begin(), config.hosts.end(), upload.domain) != config.hosts.end()) {
+          fail(n, "upload domain '" + upload.domain + "' is one of the hosts; the service needs a domain of its own");
+        }
+      }
+      if (const auto n = node["directory"]) upload.directory = read_string(n, "directory must be a directory path");
+      if (const auto n = node["max_file_size"]) upload.max_file_size = read_upload_size(n, "max_file_size");
+      if (const auto n = node["quota"]) upload.quota = read_upload_size(n, "quota");
+      if (const auto n = node["expire_after"]) {
+        upload.expire_after = std::chrono::seconds(
+            read_integer(n, 1, 10ull * 365 * 86400, "expire_after must be a number of seconds 1-315360000"));
+      }
+      if (const auto n = node["slot_timeout"]) {
+        upload.slot_timeout =
+            std::chrono::seconds(read_integer(n, 1, 86400, "slot_timeout must be a number of seconds 1-86400"));
+      }
+      if (const auto n = node["url_base"]) upload.url_base = read_url_base(n);
+      if (upload.quota < upload.max_file_size) {
+        fail(node["quota"] ? node["quota"] : node["max_file_size"],
+             "quota (" + std::to_string(upload.quota) + ") must be at least max_file_size (" +
+                 std::to_string(upload.max_file_size) + ")");
+      }
+    }
+    const YAML::Node where = node.IsNull() || !node["url_base"] ? node : node["url_base"];
+    const auto http = std::find_if(config.listeners.begin(), config.listeners.end(),
+                                   [](const ListenerConfig& listener) { return listener.module == "http"; });
+    if (http == config.listeners.end()) {
+      fail(where, "upload needs an http listener (listen: - module: http) to take and serve the files");
+    }
+    if (upload.url_base.empty() && http->tls == TlsMode::none) {
+      fail(where, "the first http listener has tls: none: set upload.url_base to the public https:// URL of the "
+                  "proxy in front of it");
+    }
+    std::vector<std::string> domains{upload.domain};
+    if (upload.domain.empty()) {
+      domains.clear();
+      for (const auto& host : config.hosts) domains.push_back("upload." + host);
+    }
+    std::vector<std::string> taken;  // domains another service routes already
+    for (const auto& component : config.components) taken.push_back(component.domain);
+    if (config.proxy65) {
+      if (!config.proxy65->domain.empty()) taken.push_back(config.proxy65->domain);
+      for (const auto& host : config.hosts) {
+        if (config.proxy65->domain.empty()) taken.push_back("proxy." + host);
+      }
+    }
+    for (const auto& domain : domains) {
+      if (std::find(taken.begin(), taken.end(), domain) != taken.end()) {
+        fail(node.IsNull() || !node["domain"] ? node : node["domain"],
+             "upload domain '" + domain + "' is already served by a component or the proxy65 service");
+      }
+    }
+    config.upload = std::move(upload);
+  }
+
+  // A byte count as read_size, or a whole number of GiB ("1GiB"): upload sizes run larger.
+  std::uint64_t read_upload_size(const YAML::Node& node, const std::string& name) const {
+    if (node.IsScalar() && node.Scalar().ends_with("GiB")) {
+      std::string_view text = node.Scalar();
+      text.remove_suffix(3);
+      while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+      std::uint64_t value = 0;
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (text.empty() || error != std::errc() || end != text.data() + text.size() || value == 0 || value > 1024) {
+        fail(node, name + " must be a positive integer of bytes, optionally with a KiB, MiB or GiB suffix (at most "
+                          "1024GiB)");
+      }
+      return value << 30;
+    }
+    return read_size(node, 1, name);
+  }
+
+  // An http(s) URL ending with '/', under which files are published.
+  std::string read_url_base(const YAML::Node& node) const {
+    const auto reason = "url_base must be an http:// or https:// URL with a path ending in '/', such as "
+                        "https://upload.example.org:5443/upload/";
+    const auto url = read_string(node, reason);
+    const bool scheme = url.starts_with("https://") || url.starts_with("http://");
+    const auto authority_end = scheme ? url.find('/', url.find("//") + 2) : std::string::npos;
+    const bool printable = std::all_of(url.begin(), url.end(), [](char c) {
+      return c > 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '<' && c != '>' && c != '?' && c != '#';
+    });
+    if (!scheme || authority_end == std::string::npos || authority_end == url.find("//") + 2 || url.back() != '/' ||
+        !printable) {
+      fail(node, std::string(reason) + ", got '" + url + "'");
+    }
+    return url;
   }
 
   std::string read_socket_path(const YAML::Node& node) const {

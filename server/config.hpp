@@ -29,7 +29,8 @@ enum class TlsMode {
 };
 
 struct ListenerConfig {
-  std::string module = "c2s";  // "c2s", "s2s" (tls: starttls or direct) or "component" (tls: none or direct; port 5347)
+  std::string module = "c2s";  // "c2s", "s2s" (tls: starttls or direct), "component" (tls: none or direct; port 5347)
+                               // or "http" (tls: direct or none; port 5443)
   std::string address = "127.0.0.1";
   std::uint16_t port = 5222;
   TlsMode tls = TlsMode::starttls_required;
@@ -95,6 +96,24 @@ struct Proxy65Config {
   std::size_t max_pending = 1000;               // connections waiting for activation
 };
 
+// Every HTTP listener (listen: module http); see docs/file-transfer.md.
+struct HttpConfig {
+  std::size_t max_connections = 512;        // per listener; more are closed at once
+  std::chrono::seconds header_timeout{30};  // TLS handshake and request header
+  std::chrono::seconds idle_timeout{60};    // between body reads/writes, and between requests
+};
+
+// HTTP File Upload (XEP-0363), on when the upload section is present.
+struct UploadConfig {
+  std::string domain;                 // empty: upload.<host> for every host
+  std::string directory = "upload";   // relative to the working directory
+  std::uint64_t max_file_size = 10 * 1024 * 1024;
+  std::uint64_t quota = std::uint64_t{1} << 30;       // bytes per user: stored files and open slots
+  std::chrono::seconds expire_after{7 * 24 * 3600};  // a stored file's lifetime
+  std::chrono::seconds slot_timeout{300};            // a slot's wait for its PUT
+  std::string url_base;  // public URL of the files, ends with '/'; empty: https://<domain>:<first http port>/upload/
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug (shows XML), info, warn, error
   std::string file;            // empty: stderr
@@ -115,6 +134,8 @@ struct Config {
   S2sConfig s2s;
   std::vector<ComponentConfig> components;
   std::optional<Proxy65Config> proxy65;
+  HttpConfig http;
+  std::optional<UploadConfig> upload;
   std::string admin_socket = "var/parleyd.sock";
   unsigned shards = 0;   // I/O threads; 0 = one per core
   unsigned workers = 4;  // blocking-work threads (storage)

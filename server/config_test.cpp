@@ -525,5 +525,98 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"shards_negative", minimal_prefix + "shards: -2\n", 6, "shards must be an integer 0-1024"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return std::string(info.param.name); });
 
+const std::string upload_prefix =
+    "hosts: [example.org]\n"
+    "listen:\n"
+    "  - {module: c2s, address: 127.0.0.1, port: 5222, tls: starttls}\n"
+    "  - {module: http, address: 127.0.0.1}\n"
+    "certificates:\n"
+    "  - {domain: example.org, cert: example.crt, key: example.key}\n";
+
+TEST_F(ConfigTest, HttpListenerAndUploadDefaults) {
+  const auto config = load(upload_prefix + "upload:\n");
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[1].module, "http");
+  EXPECT_EQ(config.listeners[1].port, 5443);
+  EXPECT_EQ(config.listeners[1].tls, TlsMode::direct);
+  ASSERT_TRUE(config.upload);
+  EXPECT_EQ(config.upload->domain, "");
+  EXPECT_EQ(config.upload->directory, "upload");
+  EXPECT_EQ(config.upload->max_file_size, 10u * 1024 * 1024);
+  EXPECT_EQ(config.upload->quota, 1024u * 1024 * 1024);
+  EXPECT_EQ(config.upload->expire_after, std::chrono::seconds(7 * 24 * 3600));
+  EXPECT_EQ(config.upload->slot_timeout, std::chrono::seconds(300));
+  EXPECT_EQ(config.upload->url_base, "");
+  EXPECT_EQ(config.http.max_connections, 512u);
+  EXPECT_FALSE(load(upload_prefix).upload);
+}
+
+TEST_F(ConfigTest, UploadAndHttpOptions) {
+  const auto config = load(
+      "hosts: [example.org]\n"
+      "listen:\n"
+      "  - {module: http, address: 127.0.0.1, port: 8080, tls: none}\n"
+      "certificates:\n"
+      "  - {domain: example.org, cert: example.crt, key: example.key}\n"
+      "http:\n"
+      "  max_connections: 100\n"
+      "  header_timeout: 10\n"
+      "  idle_timeout: 20\n"
+      "upload:\n"
+      "  domain: files.example.org\n"
+      "  directory: /srv/parley/upload\n"
+      "  max_file_size: 100MiB\n"
+      "  quota: 2GiB\n"
+      "  expire_after: 86400\n"
+      "  slot_timeout: 60\n"
+      "  url_base: https://files.example.org/parley/upload/\n");
+  EXPECT_EQ(config.listeners[0].tls, TlsMode::none);
+  EXPECT_EQ(config.http.max_connections, 100u);
+  EXPECT_EQ(config.http.header_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(config.http.idle_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(config.upload->domain, "files.example.org");
+  EXPECT_EQ(config.upload->directory, "/srv/parley/upload");
+  EXPECT_EQ(config.upload->max_file_size, 100u * 1024 * 1024);
+  EXPECT_EQ(config.upload->quota, 2ull << 30);
+  EXPECT_EQ(config.upload->expire_after, std::chrono::seconds(86400));
+  EXPECT_EQ(config.upload->slot_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(config.upload->url_base, "https://files.example.org/parley/upload/");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Upload, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"upload_unknown_key", upload_prefix + "upload:\n  max_size: 10\n", 8, "unknown key 'max_size'"},
+        BadConfig{"upload_without_http_listener", minimal_prefix + "upload:\n", 6, "needs an http listener"},
+        BadConfig{"upload_plain_http_without_url_base",
+                  "hosts: [example.org]\nlisten:\n  - {module: http, tls: none}\ncertificates:\n"
+                  "  - {domain: example.org, cert: example.crt, key: example.key}\nupload:\n  directory: up\n",
+                  7, "set upload.url_base"},
+        BadConfig{"upload_url_base_without_slash", upload_prefix + "upload:\n  url_base: https://x.org/up\n", 8,
+                  "url_base must be"},
+        BadConfig{"upload_url_base_ftp", upload_prefix + "upload:\n  url_base: ftp://x.org/up/\n", 8,
+                  "url_base must be"},
+        BadConfig{"upload_url_base_no_host", upload_prefix + "upload:\n  url_base: https:///up/\n", 8,
+                  "url_base must be"},
+        BadConfig{"upload_zero_size", upload_prefix + "upload:\n  max_file_size: 0\n", 8, "max_file_size must be"},
+        BadConfig{"upload_bad_gib", upload_prefix + "upload:\n  quota: 2000GiB\n", 8, "at most 1024GiB"},
+        BadConfig{"upload_quota_below_file_size",
+                  upload_prefix + "upload:\n  max_file_size: 10MiB\n  quota: 1MiB\n", 9, "quota (1048576)"},
+        BadConfig{"upload_domain_is_a_host", upload_prefix + "upload:\n  domain: example.org\n", 8,
+                  "is one of the hosts"},
+        BadConfig{"upload_domain_is_a_component",
+                  upload_prefix + "components:\n  - {domain: upload.example.org, secret: s}\nupload:\n", 9,
+                  "already served by a component"},
+        BadConfig{"upload_expire_zero", upload_prefix + "upload:\n  expire_after: 0\n", 8, "expire_after must be"},
+        BadConfig{"http_listener_starttls", minimal_prefix.substr(0, minimal_prefix.find("certificates")) +
+                                                "  - {module: http, port: 5443, tls: starttls}\n"
+                                                "certificates:\n"
+                                                "  - {domain: example.org, cert: example.crt, key: example.key}\n",
+                  4, "http listeners take tls: direct"},
+        BadConfig{"http_unknown_key", upload_prefix + "http:\n  timeout: 10\n", 8, "unknown key 'timeout'"},
+        BadConfig{"http_zero_connections", upload_prefix + "http:\n  max_connections: 0\n", 8,
+                  "max_connections must be"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace parley::server

@@ -16,6 +16,8 @@
 #include "c2s/c2s.hpp"
 #include "components/component.hpp"
 #include "components/proxy65.hpp"
+#include "http/http_server.hpp"
+#include "http/upload_service.hpp"
 #include "modules/module.hpp"
 #include "router/router.hpp"
 #include "router/workers.hpp"
@@ -120,6 +122,39 @@ components::proxy65::Settings proxy65_settings(const Config& config) {
   return settings;
 }
 
+const ListenerConfig* first_http_listener(const Config& config) {
+  for (const auto& listener : config.listeners) {
+    if (listener.module == "http") return &listener;
+  }
+  return nullptr;
+}
+
+// One upload service per host (upload.<host>), or one configured domain for
+// every host; load_config has checked there is an http listener.
+std::vector<http::UploadDomain> upload_domains(const Config& config) {
+  const auto& upload = *config.upload;
+  const auto url_base = [&](const std::string& domain) {
+    if (!upload.url_base.empty()) return upload.url_base;
+    return "https://" + domain + ":" + std::to_string(first_http_listener(config)->port) + "/upload/";
+  };
+  std::vector<http::UploadDomain> domains;
+  if (upload.domain.empty()) {
+    for (const auto& host : config.hosts) domains.push_back({{host}, "upload." + host, url_base("upload." + host)});
+  } else {
+    domains.push_back({config.hosts, upload.domain, url_base(upload.domain)});
+  }
+  return domains;
+}
+
+http::UploadLimits upload_limits(const UploadConfig& upload) {
+  http::UploadLimits limits;
+  limits.max_file_size = upload.max_file_size;
+  limits.quota = upload.quota;
+  limits.expire_after = upload.expire_after;
+  limits.slot_timeout = upload.slot_timeout;
+  return limits;
+}
+
 std::string s2s_line(const s2s::ConnectionInfo& c) {
   const auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
   return c.direction + '\t' + dash(c.local_domain) + '\t' + dash(c.peer_domain) + '\t' + c.auth + '\t' +
@@ -143,6 +178,9 @@ struct Server::Impl {
   std::unique_ptr<s2s::Manager> s2s;
   std::unique_ptr<components::Manager> components;
   std::unique_ptr<components::proxy65::Proxy> proxy65;
+  tls::CertificateStore http_certificates{{"http/1.1"}};
+  std::vector<std::unique_ptr<http::Server>> http_servers;
+  std::shared_ptr<http::UploadService> upload;
   std::unique_ptr<admin::AdminServer> admin;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   int exit_code = 0;
@@ -154,6 +192,7 @@ struct Server::Impl {
     start_modules();
     try {
       certificates.load(certificate_files(config));
+      http_certificates.load(certificate_files(config));
     } catch (const std::exception& e) {
       throw ConfigError(config.path, 0, std::string("certificates: ") + e.what());
     }
@@ -189,6 +228,16 @@ struct Server::Impl {
         }
         continue;
       }
+      if (listener.module == "http") {
+        try {
+          http_servers.push_back(std::make_unique<http::Server>(shard_pointers, listener.address, listener.port,
+                                                                http_settings(listener)));
+        } catch (const std::system_error& e) {
+          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
+                                   ": " + e.code().message());
+        }
+        continue;
+      }
       if (listener.module == "s2s") {
         try {
           s2s->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
@@ -206,6 +255,7 @@ struct Server::Impl {
                                  ": " + e.code().message());
       }
     }
+    if (config.upload) start_upload();
     admin = std::make_unique<admin::AdminServer>(shards.front(), config.admin_socket, router, *storage, workers,
                                                  [this] { return reload(); }, config.hosts, std::string(version));
     admin->set_s2s_lister([this] {
@@ -213,6 +263,36 @@ struct Server::Impl {
       for (const auto& connection : s2s->connections()) lines.push_back(s2s_line(connection));
       return lines;
     });
+  }
+
+  http::Settings http_settings(const ListenerConfig& listener) {
+    http::Settings settings;
+    settings.max_connections = config.http.max_connections;
+    settings.header_timeout = config.http.header_timeout;
+    settings.idle_timeout = config.http.idle_timeout;
+    if (listener.tls == TlsMode::direct) {
+      settings.certificates = &http_certificates;
+      // The certificate for clients that send no SNI.
+      settings.tls_domain = config.upload ? upload_domains(config).front().domain : config.hosts.front();
+    }
+    return settings;
+  }
+
+  void start_upload() {
+    auto domains = upload_domains(config);
+    auto store = std::make_shared<http::UploadStore>(config.upload->directory, upload_limits(*config.upload));
+    const auto kept = store->load();
+    upload = std::make_shared<http::UploadService>(router, shards.front().get_executor(), store, domains);
+    upload->attach();
+    for (auto& server : http_servers) {
+      server->route(upload->path_prefix(), [service = upload](const http::Request& request) {
+        return service->handle_http(request);
+      });
+    }
+    for (const auto& domain : domains) {
+      spdlog::info("upload: {} serves {} (files in {}, {} kept)", domain.domain, domain.url_base,
+                   config.upload->directory, kept);
+    }
   }
 
   void start_modules() {
@@ -242,6 +322,7 @@ struct Server::Impl {
     Config fresh = load_config(config.path);
     certificates.load(certificate_files(fresh));
     s2s->reload_certificates(certificate_files(fresh));
+    http_certificates.load(certificate_files(fresh));
     spdlog::default_logger()->set_level(spdlog::level::from_str(fresh.log.level));
     spdlog::info("reload: certificates reloaded, log level {}, from {}", fresh.log.level, fresh.path);
     return "certificates reloaded, log level " + fresh.log.level;
@@ -268,6 +349,11 @@ struct Server::Impl {
       proxy65->stop();
       proxy65->close_all();
     }
+    for (auto& server : http_servers) {
+      server->stop();
+      server->close_all();
+    }
+    if (upload) upload->stop();
     asio::steady_timer wait(shards.front());
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
     while (open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -308,6 +394,8 @@ struct Server::Impl {
     s2s->start();
     components->start();
     if (proxy65) proxy65->start();
+    if (upload) upload->start();
+    for (auto& server : http_servers) server->start();
     admin->start();
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < shards.size(); ++i) threads.emplace_back([&shard = shards[i]] { shard.run(); });
