@@ -22,6 +22,7 @@
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/sasl.hpp"
+#include "xmpp/shaper.hpp"
 #include "xmpp/stream_parser.hpp"
 
 namespace parley::components {
@@ -120,8 +121,10 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
         direct_tls_(direct_tls),
         parser_(std::string(xml::ns_component), settings_.max_stanza_size),
         stream_id_(sasl::hex_encode(sasl::random_bytes(12))),
+        shaper_(settings_.read_rate, settings_.read_burst),
         wake_writer_(executor_),
-        watchdog_(executor_) {}
+        watchdog_(executor_),
+        throttle_(executor_) {}
 
   void start() {
     auto self = shared_from_this();
@@ -195,6 +198,7 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
     socket_ref().close(ec);
     wake_writer_.cancel();
     watchdog_.cancel();
+    throttle_.cancel();
   }
 
   tcp::socket& socket_ref() { return tls_ ? tls_->next_layer() : socket_; }
@@ -252,6 +256,11 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
       std::array<char, 8192> buffer;
       while (!closing_ && state_ != State::closed) {
         const std::size_t n = co_await read_some(asio::buffer(buffer));
+        if (const auto pause = shaper_.take(n); pause > Clock::duration::zero()) {
+          throttle_.expires_after(pause);
+          boost::system::error_code ignored;
+          co_await throttle_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        }
         std::string_view chunk(buffer.data(), n);
         // The handshake digest is kept out of the logs: with the stream id
         // it would allow guessing the secret offline.
@@ -452,11 +461,13 @@ class ComponentSession : public router::Session, public std::enable_shared_from_
   bool closing_ = false;
   Clock::time_point close_deadline_{};
 
+  xmpp::Shaper shaper_;
   std::deque<std::string> out_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   asio::steady_timer wake_writer_;
   asio::steady_timer watchdog_;
+  asio::steady_timer throttle_;
   Clock::time_point last_write_ = Clock::now();
 
   mutable std::mutex tls_info_mutex_;

@@ -26,6 +26,8 @@ struct ComponentConfig {
 struct Settings {
   std::size_t max_stanza_size = 262144;
   std::size_t max_send_queue = 4 * 1024 * 1024;
+  std::size_t read_rate = 1024 * 1024;           // bytes/s read per connection (token bucket)
+  std::size_t read_burst = 4 * 1024 * 1024;      // bucket size in bytes
   std::chrono::seconds auth_timeout{60};         // connect → handshake accepted
   std::chrono::seconds keepalive_interval{120};  // whitespace after this long without writing
 };

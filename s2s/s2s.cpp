@@ -27,6 +27,7 @@
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/sasl.hpp"
+#include "xmpp/shaper.hpp"
 #include "xmpp/stream_parser.hpp"
 
 namespace parley::s2s {
@@ -136,14 +137,16 @@ Cause certificate_cause(CertificateStatus::Outcome outcome) {
 // the socket when it passes. Used from its shard's thread only.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, std::size_t max_stanza_size, std::size_t max_send_queue)
+  Connection(tcp::socket socket, const Settings& settings)
       : executor_(socket.get_executor()),
         socket_(std::move(socket)),
-        parser_(std::string(xml::ns_server), max_stanza_size),
-        max_send_queue_(max_send_queue),
+        parser_(std::string(xml::ns_server), settings.max_stanza_size),
+        max_send_queue_(settings.max_send_queue),
+        shaper_(settings.read_rate, settings.read_burst),
         wake_writer_(executor_),
         drained_(executor_),
-        deadline_timer_(executor_) {}
+        deadline_timer_(executor_),
+        throttle_(executor_) {}
 
   const asio::any_io_executor& executor() const { return executor_; }
   tcp::socket& socket() { return tls_ ? tls_->next_layer() : socket_; }
@@ -253,6 +256,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         n = co_await socket_.async_read_some(asio::buffer(buffer), asio::use_awaitable);
       }
       last_read_ = Clock::now();
+      if (const auto pause = shaper_.take(n, last_read_); pause > Clock::duration::zero()) {
+        throttle_.expires_after(pause);
+        boost::system::error_code ignored;
+        co_await throttle_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      }
       std::string_view chunk(buffer.data(), n);
       if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("s2s {} in: {}", log_id_, chunk);
       auto result = parser_.feed(chunk);
@@ -283,6 +291,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     wake_writer_.cancel();
     drained_.cancel();
     deadline_timer_.cancel();
+    throttle_.cancel();
   }
 
   Clock::time_point last_read() const { return last_read_; }
@@ -354,6 +363,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string parse_error_;
   std::string log_id_;
   std::size_t max_send_queue_;
+  xmpp::Shaper shaper_;
   std::deque<std::string> out_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
@@ -363,6 +373,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer wake_writer_;
   asio::steady_timer drained_;
   asio::steady_timer deadline_timer_;
+  asio::steady_timer throttle_;
   Clock::time_point deadline_ = Clock::time_point::max();
   Clock::time_point last_read_ = Clock::now();
   Clock::time_point last_write_ = Clock::now();
@@ -553,8 +564,7 @@ Task<Dialed> dial(Manager::State& state, std::size_t shard, const std::string& l
       boost::system::error_code ignored;
       const auto endpoint = socket->remote_endpoint(ignored);
       const std::string where = target.host + " " + endpoint.address().to_string() + ":" + std::to_string(target.port);
-      auto connection = std::make_shared<Connection>(std::move(*socket), state.settings.max_stanza_size,
-                                                     state.settings.max_send_queue);
+      auto connection = std::make_shared<Connection>(std::move(*socket), state.settings);
       connection->start(log_id);
       connection->set_deadline(deadline);
       spdlog::debug("s2s {}: connected to {}{}", log_id, where, target.direct_tls ? " (direct TLS)" : "");
@@ -898,8 +908,7 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
         shard_(shard),
         id_(state_->make_id("in")),
         direct_tls_(direct_tls),
-        connection_(std::make_shared<Connection>(std::move(socket), state_->settings.max_stanza_size,
-                                                 state_->settings.max_send_queue)),
+        connection_(std::make_shared<Connection>(std::move(socket), state_->settings)),
         idle_timer_(connection_->executor()) {}
 
   void start() { asio::co_spawn(connection_->executor(), run(shared_from_this()), asio::detached); }

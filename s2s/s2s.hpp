@@ -30,6 +30,8 @@ struct Settings {
   std::vector<tls::CertificateFiles> certificates;
   std::size_t max_stanza_size = 262144;
   std::size_t max_send_queue = 4 * 1024 * 1024;  // bytes written to a slow peer before the stream ends
+  std::size_t read_rate = 512 * 1024;            // bytes/s read per stream (token bucket)
+  std::size_t read_burst = 2 * 1024 * 1024;      // bucket size in bytes
   std::size_t max_pending_stanzas = 10000;       // stanzas waiting for a connection, per pair
 };
 

@@ -403,12 +403,17 @@ class Loader {
     if (node.IsNull()) return;
     if (!node.IsMap()) fail(node, "limits must be a mapping");
     check_keys(node, "in limits",
-               {"max_stanza_size", "c2s_rate", "c2s_burst", "max_send_queue", "auth_timeout", "idle_timeout",
-                "keepalive_interval", "resume_timeout"});
+               {"max_stanza_size", "c2s_rate", "c2s_burst", "s2s_rate", "s2s_burst", "component_rate",
+                "component_burst", "max_send_queue", "auth_timeout", "idle_timeout", "keepalive_interval",
+                "resume_timeout"});
     // RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
     if (const auto n = node["max_stanza_size"]) limits.max_stanza_size = read_size(n, 10000, "max_stanza_size");
     if (const auto n = node["c2s_rate"]) limits.c2s_rate = read_size(n, 1, "c2s_rate");
     if (const auto n = node["c2s_burst"]) limits.c2s_burst = read_size(n, 1, "c2s_burst");
+    if (const auto n = node["s2s_rate"]) limits.s2s_rate = read_size(n, 1, "s2s_rate");
+    if (const auto n = node["s2s_burst"]) limits.s2s_burst = read_size(n, 1, "s2s_burst");
+    if (const auto n = node["component_rate"]) limits.component_rate = read_size(n, 1, "component_rate");
+    if (const auto n = node["component_burst"]) limits.component_burst = read_size(n, 1, "component_burst");
     if (const auto n = node["max_send_queue"]) limits.max_send_queue = read_size(n, 1, "max_send_queue");
     if (limits.max_send_queue < limits.max_stanza_size) {
       const auto n = node["max_send_queue"] ? node["max_send_queue"] : node["max_stanza_size"];

@@ -46,6 +46,10 @@ struct Limits {
   std::size_t max_stanza_size = 262144;           // bytes; policy-violation above
   std::size_t c2s_rate = 102400;                  // bytes/s read per connection (token bucket)
   std::size_t c2s_burst = 524288;                 // bucket size in bytes
+  std::size_t s2s_rate = 524288;                  // bytes/s read per server-to-server stream
+  std::size_t s2s_burst = 2097152;
+  std::size_t component_rate = 1048576;           // bytes/s read per component connection
+  std::size_t component_burst = 4194304;
   std::size_t max_send_queue = 4 * 1024 * 1024;   // bytes queued to a slow reader before resource-constraint
   std::chrono::seconds auth_timeout{60};          // connect → bound resource
   std::chrono::seconds idle_timeout{900};         // nothing read for this long → connection-timeout

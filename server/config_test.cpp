@@ -92,6 +92,10 @@ TEST_F(ConfigTest, FullConfigRoundTrip) {
       "  max_stanza_size: 128KiB\n"
       "  c2s_rate: 50000\n"
       "  c2s_burst: 1MiB\n"
+      "  s2s_rate: 1MiB\n"
+      "  s2s_burst: 8MiB\n"
+      "  component_rate: 2MiB\n"
+      "  component_burst: 16MiB\n"
       "  max_send_queue: 8MiB\n"
       "  auth_timeout: 30\n"
       "  idle_timeout: 600\n"
@@ -128,6 +132,10 @@ TEST_F(ConfigTest, FullConfigRoundTrip) {
   EXPECT_EQ(config.limits.max_stanza_size, 128u * 1024);
   EXPECT_EQ(config.limits.c2s_rate, 50000u);
   EXPECT_EQ(config.limits.c2s_burst, 1024u * 1024);
+  EXPECT_EQ(config.limits.s2s_rate, 1024u * 1024);
+  EXPECT_EQ(config.limits.s2s_burst, 8u * 1024 * 1024);
+  EXPECT_EQ(config.limits.component_rate, 2u * 1024 * 1024);
+  EXPECT_EQ(config.limits.component_burst, 16u * 1024 * 1024);
   EXPECT_EQ(config.limits.max_send_queue, 8u * 1024 * 1024);
   EXPECT_EQ(config.limits.auth_timeout, std::chrono::seconds(30));
   EXPECT_EQ(config.limits.idle_timeout, std::chrono::seconds(600));
@@ -506,6 +514,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"limits_bad_suffix", minimal_prefix + "limits:\n  max_stanza_size: 4GB\n", 7,
                   "optionally with a KiB or MiB suffix"},
         BadConfig{"limits_zero_rate", minimal_prefix + "limits:\n  c2s_rate: 0\n", 7, "c2s_rate must be"},
+        BadConfig{"limits_zero_s2s_rate", minimal_prefix + "limits:\n  s2s_rate: 0\n", 7, "s2s_rate must be"},
+        BadConfig{"limits_zero_component_burst", minimal_prefix + "limits:\n  component_burst: 0\n", 7,
+                  "component_burst must be"},
         BadConfig{"limits_queue_below_stanza", minimal_prefix + "limits:\n  max_send_queue: 64KiB\n", 7,
                   "max_send_queue (65536) must be at least max_stanza_size (262144)"},
         BadConfig{"limits_timeout_zero", minimal_prefix + "limits:\n  idle_timeout: 0\n", 7,

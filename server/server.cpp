@@ -82,6 +82,8 @@ s2s::Settings s2s_settings(const Config& config) {
   settings.certificates = certificate_files(config);
   settings.max_stanza_size = config.limits.max_stanza_size;
   settings.max_send_queue = config.limits.max_send_queue;
+  settings.read_rate = config.limits.s2s_rate;
+  settings.read_burst = config.limits.s2s_burst;
   return settings;
 }
 
@@ -95,6 +97,8 @@ components::Settings component_settings(const Limits& limits) {
   components::Settings settings;
   settings.max_stanza_size = limits.max_stanza_size;
   settings.max_send_queue = limits.max_send_queue;
+  settings.read_rate = limits.component_rate;
+  settings.read_burst = limits.component_burst;
   settings.auth_timeout = limits.auth_timeout;
   settings.keepalive_interval = limits.keepalive_interval;
   return settings;
