@@ -267,6 +267,9 @@ TEST_P(StorageConformance, RemovingAnAccountRemovesEverythingStoredForIt) {
     roster().remove_item(owner, "dave@example.com");
     roster().add_pending_in(owner, "eve@example.com", "<presence type='subscribe'/>");
     ASSERT_TRUE(offline().push(owner, "<message>hi</message>", 10));
+    ASSERT_TRUE(storage().archive().append(
+        owner, ArchivedMessage{"m1", 1000, "carol@example.com", "<message>hi</message>"}));
+    storage().archive().set_prefs(owner, ArchivePrefs{"roster", {"carol@example.com"}, {}});
   }
 
   ASSERT_TRUE(accounts().remove("alice", "example.org"));
@@ -282,12 +285,18 @@ TEST_P(StorageConformance, RemovingAnAccountRemovesEverythingStoredForIt) {
   const auto history = roster().changes_since(gone, 0);
   ASSERT_TRUE(history.has_value());
   EXPECT_TRUE(history->empty());
+  const auto archive = storage().archive().query(gone, ArchiveQuery{});
+  ASSERT_TRUE(archive.has_value());
+  EXPECT_EQ(archive->count, 0u);
+  EXPECT_FALSE(storage().archive().prefs(gone).has_value());
 
   for (const auto* owner : {"bob@example.org", "alice@example.net"}) {
     EXPECT_EQ(roster().get(owner).items.size(), 1u) << owner;
     EXPECT_EQ(roster().version(owner), 3) << owner;
     EXPECT_EQ(roster().pending_in(owner).size(), 1u) << owner;
     EXPECT_EQ(offline().count(owner), 1u) << owner;
+    EXPECT_EQ(storage().archive().query(owner, ArchiveQuery{})->count, 1u) << owner;
+    EXPECT_TRUE(storage().archive().prefs(owner).has_value()) << owner;
   }
   EXPECT_TRUE(accounts().find("alice", "example.net").has_value());
 }

@@ -42,7 +42,8 @@ class AccountStore {
                                const sasl::ScramCredentials& sha1,
                                const sasl::ScramCredentials& sha256) = 0;
   // Removes the account and everything stored for it (roster, pending
-  // subscriptions, offline messages). False when there was no such account.
+  // subscriptions, offline messages, message archive and its preferences).
+  // False when there was no such account.
   virtual bool remove(const std::string& username, const std::string& domain) = 0;
   // Usernames of a domain, sorted.
   virtual std::vector<std::string> list(const std::string& domain) = 0;

@@ -82,6 +82,7 @@ class MemoryAccounts final : public AccountStore {
     const auto owner = owner_jid(username, domain);
     state_.rosters.erase(owner);
     state_.offline.erase(owner);
+    state_.archives.erase(owner);
     return true;
   }
 

@@ -122,6 +122,8 @@ class SqlAccounts final : public AccountStore {
       const auto owner = owner_jid(username, domain);
       Query(connection, "DELETE FROM roster_owners WHERE owner = ?").bind(owner).run();
       Query(connection, "DELETE FROM offline_messages WHERE owner = ?").bind(owner).run();
+      Query(connection, "DELETE FROM archive_messages WHERE owner = ?").bind(owner).run();
+      Query(connection, "DELETE FROM archive_prefs WHERE owner = ?").bind(owner).run();
       return true;
     });
   }
