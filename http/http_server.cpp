@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -30,6 +31,10 @@ using Task = asio::awaitable<T>;
 namespace {
 
 constexpr auto tls_shutdown_timeout = std::chrono::seconds(5);
+// How long, and how much, a refused request's body is read and dropped
+// before the connection closes (see discard_input).
+constexpr auto lingering_time = std::chrono::seconds(2);
+constexpr std::uint64_t lingering_bytes = 64 * 1024 * 1024;
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -146,6 +151,8 @@ struct Server::State : std::enable_shared_from_this<State> {
   Task<bool> write_message(Stream& stream, bhttp::response<Body>& message);
   template <class Stream>
   Task<bool> write_response(Stream& stream, Response& response, bool keep_alive);
+  template <class Stream>
+  Task<void> discard_input(Stream& stream);
   template <class Stream>
   Task<bool> read_body(Stream& stream, beast::flat_buffer& buffer, bhttp::request_parser<bhttp::empty_body>& parser,
                        const Upload& upload);
@@ -268,6 +275,7 @@ Task<void> Server::State::serve(Stream& stream, const std::string& peer) {
     bool keep_alive = parser.keep_alive();
     auto decision = dispatch(request);
     Response response;
+    const bool unread_body = !decision.upload && (request.chunked || request.content_length.value_or(0) > 0);
     if (decision.upload) {
       const bool complete = co_await read_body(stream, buffer, parser, *decision.upload);
       response = decision.upload->finish(complete);
@@ -275,11 +283,31 @@ Task<void> Server::State::serve(Stream& stream, const std::string& peer) {
     } else {
       response = std::move(decision.response);
       // An unread body would be taken for the next request.
-      if (request.chunked || request.content_length.value_or(0) > 0) keep_alive = false;
+      if (unread_body) keep_alive = false;
     }
     response.head = request.method == "HEAD";
     spdlog::debug("http {}: {} {} -> {}", peer, request.method, request.target, response.status);
-    if (!co_await write_response(stream, response, keep_alive) || !keep_alive) co_return;
+    if (!co_await write_response(stream, response, keep_alive)) co_return;
+    if (!keep_alive) {
+      if (unread_body) co_await discard_input(stream);
+      co_return;
+    }
+  }
+}
+
+// Closing a socket with unread input makes the kernel answer with a reset,
+// which can destroy the response before the client has read it (a client
+// still sending a refused upload would see "connection reset" instead of
+// 413). So the rest of the body is read and dropped, for a little while.
+template <class Stream>
+Task<void> Server::State::discard_input(Stream& stream) {
+  std::array<char, 16384> scratch;
+  lowest(stream).expires_after(lingering_time);
+  std::uint64_t total = 0;
+  boost::system::error_code ec;
+  while (total < lingering_bytes) {
+    total += co_await stream.async_read_some(asio::buffer(scratch), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
   }
 }
 

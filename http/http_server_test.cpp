@@ -232,7 +232,7 @@ TEST_F(HttpServerTest, ExpectContinueGetsA100First) {
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "abc");
 }
 
-TEST_F(HttpServerTest, RefusedBodyIsNeverReadAndTheConnectionCloses) {
+TEST_F(HttpServerTest, RefusedBodyIsNotStoredAndTheConnectionCloses) {
   start();
   auto socket = connect();
   Client client(socket);
@@ -240,6 +240,17 @@ TEST_F(HttpServerTest, RefusedBodyIsNeverReadAndTheConnectionCloses) {
   EXPECT_EQ(client.read().status, 413u);
   EXPECT_TRUE(client.closed());
   EXPECT_FALSE(fs::exists(directory / "c.part"));
+}
+
+TEST_F(HttpServerTest, RefusedBodyStillGetsItsAnswerWhileTheClientSendsIt) {
+  start();
+  auto socket = connect();
+  Client client(socket);
+  // Without the server draining it, the unread body would make the kernel
+  // reset the connection: the write fails or the 413 is lost.
+  client.send("PUT /files/e HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n" + std::string(4194304, 'x'));
+  EXPECT_EQ(client.read().status, 413u);
+  EXPECT_TRUE(client.closed());
 }
 
 TEST_F(HttpServerTest, ShortBodyEndsTheUploadIncomplete) {
