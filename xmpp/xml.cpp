@@ -1,6 +1,8 @@
 #include "xmpp/xml.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace parley::xml {
 
@@ -104,50 +106,53 @@ std::string Element::child_text(std::string_view name, std::string_view ns) cons
 
 namespace {
 
+enum class Context { text, attribute };
+
+// Per byte: 0 when it is written as is, else which reference replaces it.
 // Character data keeps tabs and newlines literal (readable bodies); a carriage
 // return must become a reference or the reading parser turns it into "\n".
-constexpr std::string_view text_specials = "&<>\"'\r";
 // In attribute values the reading parser turns literal tabs and newlines into
 // spaces (XML 1.0 §3.3.3), so they are written as references too.
-constexpr std::string_view attribute_specials = "&<>\"'\r\n\t";
+struct EscapeTable {
+  std::array<std::uint8_t, 256> text{};
+  std::array<std::uint8_t, 256> attribute{};
+};
 
-std::string_view reference_for(char c) {
-  switch (c) {
-    case '&':
-      return "&amp;";
-    case '<':
-      return "&lt;";
-    case '>':
-      return "&gt;";
-    case '"':
-      return "&quot;";
-    case '\'':
-      return "&apos;";
-    case '\r':
-      return "&#13;";
-    case '\n':
-      return "&#10;";
-    default:
-      return "&#9;";
+constexpr std::array<std::string_view, 9> references = {
+    "", "&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#13;", "&#10;", "&#9;"};
+
+constexpr EscapeTable make_escape_table() {
+  EscapeTable table;
+  constexpr std::string_view specials = "&<>\"'\r\n\t";
+  for (std::size_t i = 0; i < specials.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(specials[i]);
+    table.attribute[byte] = static_cast<std::uint8_t>(i + 1);
+    if (specials[i] != '\n' && specials[i] != '\t') table.text[byte] = static_cast<std::uint8_t>(i + 1);
   }
+  return table;
 }
 
-void escape_with(std::string& out, std::string_view text, std::string_view specials) {
-  std::size_t start = 0;
-  for (std::size_t pos = text.find_first_of(specials); pos != std::string_view::npos;
-       pos = text.find_first_of(specials, start)) {
-    out.append(text, start, pos - start);
-    out += reference_for(text[pos]);
-    start = pos + 1;
+constexpr EscapeTable escape_table = make_escape_table();
+
+// One pass: runs that need no escaping are copied with one append each.
+void escape_with(std::string& out, std::string_view text, Context context) {
+  const auto& table = context == Context::text ? escape_table.text : escape_table.attribute;
+  std::size_t run_start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const std::uint8_t reference = table[static_cast<unsigned char>(text[i])];
+    if (reference == 0) continue;
+    out.append(text.data() + run_start, i - run_start);
+    out += references[reference];
+    run_start = i + 1;
   }
-  out.append(text, start);
+  out.append(text.data() + run_start, text.size() - run_start);
 }
 
 void write_attribute(std::string& out, std::string_view name, std::string_view value) {
   out += ' ';
   out += name;
   out += "='";
-  escape_with(out, value, attribute_specials);
+  escape_with(out, value, Context::attribute);
   out += '\'';
 }
 
@@ -155,9 +160,7 @@ void write_attribute(std::string& out, std::string_view name, std::string_view v
 
 // Also escapes tab, newline and carriage return, so the result is exact both
 // as character data and as an attribute value.
-void escape_to(std::string& out, std::string_view text) {
-  escape_with(out, text, attribute_specials);
-}
+void escape_to(std::string& out, std::string_view text) { escape_with(out, text, Context::attribute); }
 
 std::string escape(std::string_view text) {
   std::string out;
@@ -171,7 +174,7 @@ std::string escape(std::string_view text) {
 // children unchanged.
 void serialize_to(std::string& out, const Element& element, std::string_view parent_ns) {
   if (element.is_text()) {
-    escape_with(out, element.text_, text_specials);
+    escape_with(out, element.text_, Context::text);
     return;
   }
   const bool stream_prefixed = element.ns_ == ns_streams;
@@ -198,8 +201,18 @@ void serialize_to(std::string& out, const Element& element, std::string_view par
   out += '>';
 }
 
+std::size_t unescaped_size(const Element& element) {
+  if (element.is_text()) return element.text_.size();
+  // '<', '>' and '</', '>' or "/>", and an xmlns attribute if it is needed.
+  std::size_t size = 2 * element.name_.size() + element.ns_.size() + 16;
+  for (const Attribute& attribute : element.attrs_) size += attribute.name.size() + attribute.value.size() + 4;
+  for (const Element& child : element.children_) size += unescaped_size(child);
+  return size;
+}
+
 std::string serialize(const Element& element, std::string_view parent_ns) {
   std::string out;
+  out.reserve(unescaped_size(element));
   serialize_to(out, element, parent_ns);
   return out;
 }

@@ -73,8 +73,9 @@ class Element {
   bool operator==(const Element&) const = default;
 
  private:
-  // Writes text nodes without copying them out through text().
+  // Write and measure text nodes without copying them out through text().
   friend void serialize_to(std::string& out, const Element& element, std::string_view parent_ns);
+  friend std::size_t unescaped_size(const Element& element);
 
   std::string name_;
   std::string ns_;
@@ -91,6 +92,9 @@ void escape_to(std::string& out, std::string_view text);
 // namespace differs from its parent's; parent_ns is the namespace in scope
 // where the element is written (the stream's content namespace maps to jabber:client).
 std::string serialize(const Element& element, std::string_view parent_ns = ns_client);
+// About the size serialize() returns when nothing needs escaping: what to
+// reserve so the output grows once.
+std::size_t unescaped_size(const Element& element);
 void serialize_to(std::string& out, const Element& element, std::string_view parent_ns = ns_client);
 
 // The opening tag of a stream (never closed here): <?xml version='1.0'?><stream:stream ...>

@@ -136,6 +136,46 @@ TEST(XmlSerialize, EscapesTextAndAttributes) {
             "1 &lt; 2 &amp;&amp; 3 &gt; 2 ]]&gt; &quot;q&quot; &apos;a&apos;\nline&#13;</body>");
 }
 
+// Every byte, alone and between ordinary runs, against the rules spelled out
+// one character at a time.
+TEST(XmlSerialize, EscapesEveryByteLikeTheCharacterRules) {
+  auto expected = [](std::string_view text, bool attribute) {
+    std::string out;
+    for (char c : text) {
+      switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&apos;"; break;
+        case '\r': out += "&#13;"; break;
+        case '\n': out += attribute ? "&#10;" : "\n"; break;
+        case '\t': out += attribute ? "&#9;" : "\t"; break;
+        default: out += c;
+      }
+    }
+    return out;
+  };
+  for (int byte = 1; byte < 256; ++byte) {
+    const char c = static_cast<char>(byte);
+    const std::string text = "ab" + std::string(1, c) + "cd" + std::string(2, c);
+    Element element("e");
+    element.set_attr("v", text);
+    element.add_text(text);
+    EXPECT_EQ(serialize(element), "<e v='" + expected(text, true) + "'>" + expected(text, false) + "</e>") << byte;
+    EXPECT_EQ(escape(text), expected(text, true)) << byte;
+  }
+}
+
+TEST(XmlSerialize, UnescapedSizeCoversWhatNeedsNoEscaping) {
+  Element message("message");
+  message.set_attr("to", "juliet@example.com/balcony").set_attr("type", "chat");
+  message.add_child("body", std::string(ns_client)).add_text("Wherefore art thou?");
+  message.add_child("active", "http://jabber.org/protocol/chatstates");
+  EXPECT_GE(unescaped_size(message), serialize(message).size());
+  EXPECT_LE(unescaped_size(message), serialize(message).size() + 64);
+}
+
 TEST(XmlSerialize, RoundTripsThroughTheParser) {
   Element message("message");
   message.set_attr("to", "juliet@example.com/balcony")
