@@ -108,8 +108,8 @@ std::string percent_encode(std::string_view text) {
   static constexpr char digits[] = "0123456789ABCDEF";
   std::string out;
   for (const char c : text) {
-    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                            c == '-' || c == '.' || c == '_' || c == '~';
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '.' || c == '_' || c == '~';
     if (unreserved) {
       out += c;
     } else {
@@ -143,8 +143,7 @@ struct Server::State : std::enable_shared_from_this<State> {
   std::map<std::uint64_t, std::pair<asio::io_context*, std::shared_ptr<SocketLink>>> links;
 
   Task<void> accept_loop(std::shared_ptr<State> self);
-  Task<void> run_connection(std::shared_ptr<State> self, tcp::socket socket, asio::io_context* shard,
-                            std::uint64_t id);
+  Task<void> run_connection(std::shared_ptr<State> self, tcp::socket socket, asio::io_context* shard, std::uint64_t id);
   template <class Stream>
   Task<void> serve(Stream& stream, const std::string& peer);
   template <class Stream, class Body>
@@ -388,8 +387,7 @@ Task<bool> Server::State::write_response(Stream& stream, Response& response, boo
   co_return co_await write_message(stream, message);
 }
 
-Server::Server(std::vector<asio::io_context*> shards, const std::string& address, std::uint16_t port,
-               Settings settings)
+Server::Server(std::vector<asio::io_context*> shards, const std::string& address, std::uint16_t port, Settings settings)
     : state_(std::make_shared<State>(std::move(shards), std::move(settings))) {
   tcp::endpoint endpoint(asio::ip::make_address(address), port);
   state_->acceptor.open(endpoint.protocol());

@@ -40,10 +40,10 @@ struct Request {
 struct Response {
   unsigned status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;        // the body unless 'file' is set
-  std::string file;        // send this file as the body
+  std::string body;  // the body unless 'file' is set
+  std::string file;  // send this file as the body
   std::uint64_t file_size = 0;
-  bool head = false;       // answer to HEAD: headers (with Content-Length) only
+  bool head = false;  // answer to HEAD: headers (with Content-Length) only
 
   // A short text/plain response, for errors.
   static Response text(unsigned status, std::string body);
@@ -52,7 +52,7 @@ struct Response {
 // A handler's answer: a response, or a request to read the body into a file
 // first (then 'finish' gives the response).
 struct Upload {
-  std::string file;       // created or truncated
+  std::string file;        // created or truncated
   std::uint64_t size = 0;  // the exact body length (Content-Length)
   // complete: the whole body is in 'file'; false after a timeout, a short
   // body or a write error (the connection is then closed after the response,

@@ -28,9 +28,8 @@ constexpr auto longest_expiry_interval = std::chrono::seconds(60);
 constexpr std::string_view content_security_policy = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 bool is_file_id(std::string_view id) {
-  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return id.size() == 32 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
@@ -53,9 +52,7 @@ Decision answer(unsigned status, std::string text) {
   return {std::move(response), std::nullopt};
 }
 
-xml::Element& error_element(xml::Element& reply) {
-  return *reply.child("error", reply.ns());
-}
+xml::Element& error_element(xml::Element& reply) { return *reply.child("error", reply.ns()); }
 
 }  // namespace
 
@@ -70,8 +67,7 @@ std::string url_path(std::string_view url) {
 std::string content_disposition(std::string_view content_type, std::string_view filename) {
   const auto media_type = content_type.substr(0, content_type.find(';'));
   const bool shown = (media_type.starts_with("image/") && media_type != "image/svg+xml") ||
-                     media_type.starts_with("video/") || media_type.starts_with("audio/") ||
-                     media_type == "text/plain";
+                     media_type.starts_with("video/") || media_type.starts_with("audio/") || media_type == "text/plain";
   std::string ascii;
   for (const char c : filename) {
     const auto byte = static_cast<unsigned char>(c);
@@ -227,25 +223,23 @@ xml::Element UploadService::request_slot(const xml::Element& iq, const xml::Elem
   const auto& limits = store_->limits();
   if (reservation.refusal == UploadStore::Refusal::too_large) {
     // XEP-0363 §5: not-acceptable with the limit, so the client can tell the user.
-    auto reply = xmpp::stanza_error(iq, "not-acceptable",
-                                 "File too large. The maximum file size is " + std::to_string(limits.max_file_size) +
-                                     " bytes");
+    auto reply = xmpp::stanza_error(
+        iq, "not-acceptable",
+        "File too large. The maximum file size is " + std::to_string(limits.max_file_size) + " bytes");
     auto& too_large = error_element(reply).add_child("file-too-large", std::string(ns_http_upload));
     too_large.add_child("max-file-size", std::string(ns_http_upload)).add_text(std::to_string(limits.max_file_size));
     return reply;
   }
   if (reservation.refusal == UploadStore::Refusal::over_quota) {
     return xmpp::stanza_error(iq, "resource-constraint",
-                           "Quota reached: " + std::to_string(store_->usage(owner)) + " of " +
-                               std::to_string(limits.quota) +
-                               " bytes in use; files expire after " +
-                               std::to_string(limits.expire_after.count()) + " seconds");
+                              "Quota reached: " + std::to_string(store_->usage(owner)) + " of " +
+                                  std::to_string(limits.quota) + " bytes in use; files expire after " +
+                                  std::to_string(limits.expire_after.count()) + " seconds");
   }
   const auto& record = reservation.record;
   const auto url = domain.url_base + record.id + "/" + percent_encode(record.filename);
-  const auto token =
-      sign_slot(store_->secret(), {record.id + "/" + record.filename, record.size, record.content_type,
-                                   record.slot_expires});
+  const auto token = sign_slot(
+      store_->secret(), {record.id + "/" + record.filename, record.size, record.content_type, record.slot_expires});
   spdlog::info("upload: slot {} for {} ({} bytes, {})", record.id, owner, record.size, record.content_type);
   auto reply = xmpp::iq_result(iq);
   auto& slot = reply.add_child("slot", std::string(ns_http_upload));

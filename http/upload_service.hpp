@@ -28,8 +28,8 @@ inline constexpr std::string_view ns_http_upload = "urn:xmpp:http:upload:0";
 
 struct UploadDomain {
   std::vector<std::string> hosts;  // whose users may ask for slots
-  std::string domain;    // the service's JID, e.g. upload.example.org
-  std::string url_base;  // e.g. https://upload.example.org:5443/upload/ (ends with '/')
+  std::string domain;              // the service's JID, e.g. upload.example.org
+  std::string url_base;            // e.g. https://upload.example.org:5443/upload/ (ends with '/')
 };
 
 class UploadService : public std::enable_shared_from_this<UploadService> {

@@ -29,9 +29,9 @@ class UploadServiceTest : public ::testing::Test {
     limits.quota = 1500;
     store = std::make_shared<UploadStore>(directory, limits);
     router.add_host("example.org");
-    service = std::make_shared<UploadService>(router, io.get_executor(), store,
-                                              std::vector<UploadDomain>{{{"example.org"}, "upload.example.org",
-                                                                         std::string(base)}});
+    service = std::make_shared<UploadService>(
+        router, io.get_executor(), store,
+        std::vector<UploadDomain>{{{"example.org"}, "upload.example.org", std::string(base)}});
   }
   void TearDown() override { fs::remove_all(directory); }
 
@@ -146,7 +146,8 @@ TEST_F(UploadServiceTest, DiscoInfoAnnouncesTheServiceAndItsSizeLimit) {
   const auto* form = query->child("x", ns_data_forms);
   ASSERT_NE(form, nullptr);
   std::map<std::string, std::string> fields;
-  for (const auto& field : form->children()) fields[std::string(field.attr("var"))] = field.child_text("value", ns_data_forms);
+  for (const auto& field : form->children())
+    fields[std::string(field.attr("var"))] = field.child_text("value", ns_data_forms);
   EXPECT_EQ(fields["FORM_TYPE"], ns_http_upload);
   EXPECT_EQ(fields["max-file-size"], "1000");
 }
@@ -184,12 +185,17 @@ TEST_F(UploadServiceTest, OverQuotaIsResourceConstraint) {
 
 TEST_F(UploadServiceTest, MalformedRequestsAreBadRequest) {
   const std::vector<std::tuple<std::string, std::string, std::string>> bad = {
-      {"", "10", ""},          {"..", "10", ""},
-      {"/", "10", ""},         {"a.txt", "", ""},
-      {"a.txt", "0", ""},      {"a.txt", "-1", ""},
-      {"a.txt", "1e3", ""},    {"a.txt", " 10", ""},
+      {"", "10", ""},
+      {"..", "10", ""},
+      {"/", "10", ""},
+      {"a.txt", "", ""},
+      {"a.txt", "0", ""},
+      {"a.txt", "-1", ""},
+      {"a.txt", "1e3", ""},
+      {"a.txt", " 10", ""},
       {"a.txt", "99999999999999999999999", ""},
-      {"a.txt", "10", "text"}, {"a.txt", "10", "text/plain\r\nX: y"},
+      {"a.txt", "10", "text"},
+      {"a.txt", "10", "text/plain\r\nX: y"},
   };
   for (const auto& [filename, size, type] : bad) {
     const auto reply = ask(slot_request(filename, size, type));
@@ -282,10 +288,10 @@ TEST_F(UploadServiceTest, UnknownPathsAndMethods) {
   const auto s = slot("a.txt", "10", "text/plain");
   ASSERT_EQ(upload(service->handle_http(put(s, 10, "text/plain")), "0123456789").status, 201u);
   const auto id = s.path.substr(8, 32);
-  for (const std::string& path : std::vector<std::string>{"/upload/", "/upload/" + id, "/upload/" + id + "/", "/upload/" + id + "/b.txt",
-                                 "/upload/" + id + "/a.txt/x", "/upload/../" + id + "/a.txt",
-                                 "/upload/0123456789abcdef0123456789abcdef/a.txt",
-                                 "/upload/" + id.substr(0, 31) + "/a.txt"}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/upload/", "/upload/" + id, "/upload/" + id + "/", "/upload/" + id + "/b.txt", "/upload/" + id + "/a.txt/x",
+           "/upload/../" + id + "/a.txt", "/upload/0123456789abcdef0123456789abcdef/a.txt",
+           "/upload/" + id.substr(0, 31) + "/a.txt"}) {
     EXPECT_EQ(service->handle_http(request("GET", path, {})).response.status, 404u) << path;
   }
   const auto removal = service->handle_http(request("DELETE", s.path, {})).response;

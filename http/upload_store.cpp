@@ -1,10 +1,9 @@
 #include "http/upload_store.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <charconv>
@@ -287,8 +286,8 @@ std::size_t UploadStore::load() {
   return entries_.size();
 }
 
-UploadStore::Reservation UploadStore::reserve(const std::string& owner, const std::string& filename,
-                                              std::uint64_t size, const std::string& content_type) {
+UploadStore::Reservation UploadStore::reserve(const std::string& owner, const std::string& filename, std::uint64_t size,
+                                              const std::string& content_type) {
   Reservation reservation;
   if (size > limits_.max_file_size) {
     reservation.refusal = Refusal::too_large;

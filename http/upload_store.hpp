@@ -29,7 +29,7 @@ namespace parley::http {
 
 struct UploadLimits {
   std::uint64_t max_file_size = 10 * 1024 * 1024;
-  std::uint64_t quota = std::uint64_t{1} << 30;  // bytes per user: stored files plus open slots
+  std::uint64_t quota = std::uint64_t{1} << 30;      // bytes per user: stored files plus open slots
   std::chrono::seconds expire_after{7 * 24 * 3600};  // a stored file's lifetime
   std::chrono::seconds slot_timeout{300};            // how long a slot waits for its PUT
 };

@@ -62,9 +62,9 @@ TEST(SanitiseFilename, DropsPathsDotsAndControlCharacters) {
 
 TEST(SanitiseFilename, ReplacesInvalidUtf8) {
   EXPECT_EQ(sanitise_filename("a\xff.txt"), "a_.txt");
-  EXPECT_EQ(sanitise_filename("\xc0\xaf.txt"), "__.txt");           // overlong '/'
-  EXPECT_EQ(sanitise_filename("\xed\xa0\x80.txt"), "___.txt");       // a surrogate
-  EXPECT_EQ(sanitise_filename("cut\xe2\x82"), "cut__");              // truncated sequence
+  EXPECT_EQ(sanitise_filename("\xc0\xaf.txt"), "__.txt");       // overlong '/'
+  EXPECT_EQ(sanitise_filename("\xed\xa0\x80.txt"), "___.txt");  // a surrogate
+  EXPECT_EQ(sanitise_filename("cut\xe2\x82"), "cut__");         // truncated sequence
 }
 
 TEST(SanitiseFilename, LongNamesAreCutOnACharacterBoundary) {
@@ -86,7 +86,8 @@ TEST(NormaliseContentType, AcceptsMediaTypesWithParameters) {
 }
 
 TEST(NormaliseContentType, RefusesMalformedTypes) {
-  for (const std::string& bad : std::vector<std::string>{"", "image", "/jpeg", "image/", "image/jpeg\r\nX-Evil: 1", "im age/jpeg",
+  for (const std::string& bad :
+       std::vector<std::string>{"", "image", "/jpeg", "image/", "image/jpeg\r\nX-Evil: 1", "im age/jpeg",
                                 "image/jp\"eg", "a/b/c", "text/plain; x=\x01", std::string(300, 'a') + "/b"}) {
     EXPECT_FALSE(normalise_content_type(bad)) << bad;
   }
@@ -104,7 +105,7 @@ TEST(Meta, RoundTripsAndRefusesDamage) {
   EXPECT_EQ(back->content_type, "text/plain");
   EXPECT_EQ(back->slot_expires, 100);
   EXPECT_EQ(back->stored_at, 50);
-  EXPECT_FALSE(parse_meta(text.substr(0, text.size() - 1)));  // truncated
+  EXPECT_FALSE(parse_meta(text.substr(0, text.size() - 1)));     // truncated
   EXPECT_FALSE(parse_meta(text.substr(0, text.find("size="))));  // fields missing
   auto bad_size = text;
   bad_size.replace(bad_size.find("size=42"), 7, "size=4x");

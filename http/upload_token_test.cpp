@@ -40,7 +40,8 @@ TEST(UploadToken, ExtendedExpiryIsRefused) {
 
 TEST(UploadToken, MalformedTokensAreRefused) {
   const auto token = sign_slot("secret", claim);
-  for (const std::string& bad : std::vector<std::string>{"", ".", "2000", "2000.", ".abc", "x2000." + token.substr(5), "-1." + token.substr(5),
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "2000", "2000.", ".abc", "x2000." + token.substr(5), "-1." + token.substr(5),
                                 token.substr(0, token.size() - 1), token + "0", "2000 ." + token.substr(5)}) {
     EXPECT_FALSE(verify_slot("secret", claim, bad, 1000)) << bad;
   }
