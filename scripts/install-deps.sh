@@ -16,6 +16,7 @@ test_packages=(
   unbound dnsutils prosody lua-unbound python3-dnspython
   mariadb-server mariadb-client
   biboumi ngircd
+  python3-aiohttp
 )
 
 wanted=("${build_packages[@]}")
