@@ -236,6 +236,12 @@ xml::Element UploadService::request_slot(const xml::Element& iq, const xml::Elem
                                   std::to_string(limits.quota) + " bytes in use; files expire after " +
                                   std::to_string(limits.expire_after.count()) + " seconds");
   }
+  if (reservation.refusal == UploadStore::Refusal::too_many_slots) {
+    return xmpp::stanza_error(iq, "resource-constraint",
+                              "Too many slots awaiting their upload: " + std::to_string(limits.max_open_slots) +
+                                  "; use them or wait " + std::to_string(limits.slot_timeout.count()) +
+                                  " seconds for them to expire");
+  }
   const auto& record = reservation.record;
   const auto url = domain.url_base + record.id + "/" + percent_encode(record.filename);
   const auto token = sign_slot(

@@ -279,7 +279,7 @@ std::size_t UploadStore::load() {
       fs::remove_all(item.path(), ignored);
       continue;
     }
-    usage_[record->owner] += record->size;
+    count(*record, true);
     entries_.emplace(name, Entry{std::move(*record), false});
   }
   if (error) throw std::runtime_error("upload directory " + directory_.string() + ": " + error.message());
@@ -294,10 +294,14 @@ UploadStore::Reservation UploadStore::reserve(const std::string& owner, const st
     return reservation;
   }
   std::lock_guard lock(mutex_);
-  auto& used = usage_[owner];
-  if (used + size > limits_.quota) {
+  const auto usage = usage_.find(owner);
+  const auto used = usage == usage_.end() ? Usage{} : usage->second;
+  if (used.bytes + size > limits_.quota) {
     reservation.refusal = Refusal::over_quota;
-    if (used == 0) usage_.erase(owner);
+    return reservation;
+  }
+  if (used.open_slots >= limits_.max_open_slots) {
+    reservation.refusal = Refusal::too_many_slots;
     return reservation;
   }
   auto& record = reservation.record;
@@ -318,7 +322,7 @@ UploadStore::Reservation UploadStore::reserve(const std::string& owner, const st
     fs::remove_all(directory_ / record.id, error);
     throw;
   }
-  used += size;
+  count(record, true);
   entries_.emplace(record.id, Entry{record, false});
   return reservation;
 }
@@ -357,7 +361,9 @@ bool UploadStore::finish_put(std::string_view id, bool complete) {
     if (!error) {
       try {
         write_meta(stored);
+        count(entry.record, false);
         entry.record = std::move(stored);
+        count(entry.record, true);
         return true;
       } catch (const std::exception& e) {
         spdlog::error("upload: {}", e.what());
@@ -374,11 +380,7 @@ bool UploadStore::finish_put(std::string_view id, bool complete) {
 void UploadStore::remove_entry(const std::string& id) {
   const auto found = entries_.find(id);
   if (found == entries_.end()) return;
-  const auto owner = usage_.find(found->second.record.owner);
-  if (owner != usage_.end()) {
-    owner->second -= std::min(owner->second, found->second.record.size);
-    if (owner->second == 0) usage_.erase(owner);
-  }
+  count(found->second.record, false);
   entries_.erase(found);
   std::error_code error;
   fs::remove_all(directory_ / id, error);
@@ -396,10 +398,23 @@ std::size_t UploadStore::expire() {
   return gone.size();
 }
 
+void UploadStore::count(const UploadRecord& record, bool add) {
+  auto& usage = usage_[record.owner];
+  const std::size_t slots = record.complete() ? 0 : 1;
+  if (add) {
+    usage.bytes += record.size;
+    usage.open_slots += slots;
+  } else {
+    usage.bytes -= std::min(usage.bytes, record.size);
+    usage.open_slots -= std::min(usage.open_slots, slots);
+  }
+  if (usage.bytes == 0 && usage.open_slots == 0) usage_.erase(record.owner);
+}
+
 std::uint64_t UploadStore::usage(std::string_view owner) const {
   std::lock_guard lock(mutex_);
   const auto found = usage_.find(owner);
-  return found == usage_.end() ? 0 : found->second;
+  return found == usage_.end() ? 0 : found->second.bytes;
 }
 
 std::size_t UploadStore::record_count() const {

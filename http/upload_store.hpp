@@ -32,6 +32,9 @@ struct UploadLimits {
   std::uint64_t quota = std::uint64_t{1} << 30;      // bytes per user: stored files plus open slots
   std::chrono::seconds expire_after{7 * 24 * 3600};  // a stored file's lifetime
   std::chrono::seconds slot_timeout{300};            // how long a slot waits for its PUT
+  // Slots of one user awaiting their PUT: each costs a directory, so a
+  // client asking for many tiny slots must not fill the disk with them.
+  std::size_t max_open_slots = 100;
 };
 
 struct UploadRecord {
@@ -71,13 +74,14 @@ class UploadStore {
   // broken ones and partial uploads. Returns how many records were kept.
   std::size_t load();
 
-  enum class Refusal { none, too_large, over_quota };
+  enum class Refusal { none, too_large, over_quota, too_many_slots };
   struct Reservation {
     Refusal refusal = Refusal::none;
     UploadRecord record;  // the new slot when refusal is none
   };
   // Grants a slot (writes its meta file) unless the size is above the
-  // per-file limit or the owner's quota would be exceeded. filename and
+  // per-file limit, the owner's quota would be exceeded or the owner has
+  // max_open_slots slots awaiting their PUT. filename and
   // content_type must be sanitised/normalised already. Throws
   // std::runtime_error when the disk refuses.
   Reservation reserve(const std::string& owner, const std::string& filename, std::uint64_t size,
@@ -128,7 +132,12 @@ class UploadStore {
   std::string secret_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry, std::less<>> entries_;
-  std::map<std::string, std::uint64_t, std::less<>> usage_;
+  struct Usage {
+    std::uint64_t bytes = 0;
+    std::size_t open_slots = 0;
+  };
+  void count(const UploadRecord& record, bool add);
+  std::map<std::string, Usage, std::less<>> usage_;
 };
 
 // Parses a meta file's text; nullopt when a field is missing or malformed.

@@ -147,6 +147,22 @@ TEST_F(UploadStoreTest, QuotaCountsStoredFilesAndOpenSlotsPerUser) {
   EXPECT_EQ(store.usage("bob@x"), 1000u);
 }
 
+TEST_F(UploadStoreTest, OpenSlotsPerUserAreLimited) {
+  limits.max_open_slots = 3;
+  auto store = make_store();
+  std::vector<UploadRecord> slots;
+  for (int i = 0; i < 3; ++i) slots.push_back(store.reserve("alice@x", "a", 1, "text/plain").record);
+  EXPECT_EQ(store.reserve("alice@x", "a", 1, "text/plain").refusal, UploadStore::Refusal::too_many_slots);
+  EXPECT_EQ(store.reserve("bob@x", "a", 1, "text/plain").refusal, UploadStore::Refusal::none);
+  ASSERT_TRUE(put(store, slots[0]));  // a used slot no longer counts
+  EXPECT_EQ(store.reserve("alice@x", "a", 1, "text/plain").refusal, UploadStore::Refusal::none);
+  EXPECT_EQ(store.reserve("alice@x", "a", 1, "text/plain").refusal, UploadStore::Refusal::too_many_slots);
+  now += std::chrono::seconds(300);  // nor does an expired one
+  store.expire();
+  EXPECT_EQ(store.reserve("alice@x", "a", 1, "text/plain").refusal, UploadStore::Refusal::none);
+  EXPECT_EQ(store.usage("alice@x"), 2u);
+}
+
 TEST_F(UploadStoreTest, UnusedSlotsAndOldFilesExpireAndFreeTheQuota) {
   auto store = make_store();
   const auto stored = store.reserve("alice@x", "a", 1000, "text/plain").record;
