@@ -406,6 +406,29 @@ class Routing(ComponentTestCase):
         await self.assert_echo(alice, "after reconnecting")
 
 
+class Operations(ComponentTestCase):
+
+    def component_lines(self):
+        result = self.server.ctl("components")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        return {line.split("\t")[0]: line.split("\t")[1:] for line in result.stdout.splitlines() if line}
+
+    async def test_parleyctl_components_shows_who_is_connected(self):
+        lines = self.component_lines()
+        self.assertEqual(lines[ECHO], ["disconnected", "-", "-", "-"])
+        log_mark = self.server.log_mark()
+        echo = await self.connected()
+        self.server.wait_for_log(f"{ECHO}: authenticated", since=log_mark)
+        state, address, tls_version, stream_id = self.component_lines()[ECHO]
+        self.assertEqual(state, "connected")
+        self.assertTrue(address.startswith(f"{LOOPBACK}:"), address)
+        self.assertEqual(tls_version, "-")
+        self.assertNotEqual(stream_id, "-")
+        await echo.close()
+        self.server.wait_for_log(f"{ECHO}: disconnected", since=log_mark)
+        self.assertEqual(self.component_lines()[ECHO], ["disconnected", "-", "-", "-"])
+
+
 class Discovery(ComponentTestCase):
 
     async def test_host_disco_items_list_the_components(self):

@@ -125,6 +125,7 @@ const std::map<std::string, Usage, std::less<>>& commands() {
       {"kick", {1, 2, "kick JID [REASON]"}},
       {"reload", {0, 0, "reload"}},
       {"s2s", {0, 0, "s2s"}},
+      {"components", {0, 0, "components"}},
   };
   return table;
 }
@@ -306,6 +307,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     if (name == "sessions") co_return list_sessions();
     if (name == "kick") co_return kick(args[0], args.size() > 1 ? args[1] : std::string());
     if (name == "s2s") co_return list_s2s();
+    if (name == "components") co_return list_components();
     co_return reload_config();
   }
 
@@ -436,6 +438,12 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     return s2s_lister();
   }
 
+  // domain, connected|disconnected, remote address, TLS version, stream id.
+  std::vector<std::string> list_components() const {
+    if (!component_lister) throw CommandError("no external component is configured on this server");
+    return component_lister();
+  }
+
   std::vector<std::string> reload_config() const {
     if (!reload) throw CommandError("this server cannot reload");
     spdlog::info("admin: reload");
@@ -448,7 +456,8 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   storage::Storage& storage;
   router::WorkerPool& workers;
   ReloadCallback reload;
-  S2sLister s2s_lister;
+  Lister s2s_lister;
+  Lister component_lister;
   std::vector<std::string> hosts;
   std::string version;
   std::chrono::steady_clock::time_point started_at;
@@ -466,7 +475,9 @@ AdminServer::AdminServer(asio::io_context& io, std::string socket_path, router::
   state_->listen();
 }
 
-void AdminServer::set_s2s_lister(S2sLister lister) { state_->s2s_lister = std::move(lister); }
+void AdminServer::set_s2s_lister(Lister lister) { state_->s2s_lister = std::move(lister); }
+
+void AdminServer::set_component_lister(Lister lister) { state_->component_lister = std::move(lister); }
 
 void AdminServer::start() {
   asio::co_spawn(state_->acceptor.get_executor(), state_->accept_loop(), asio::detached);

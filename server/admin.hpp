@@ -11,6 +11,7 @@
 //   kick JID [REASON]            closes a full JID's session, or every session of a bare JID
 //   reload                       runs the server's reload callback
 //   s2s                          one TAB-separated line per server-to-server stream
+//   components                   one TAB-separated line per configured external component
 #pragma once
 
 #include <chrono>
@@ -43,9 +44,9 @@ struct StartError : std::runtime_error {
 // io_context's thread.
 using ReloadCallback = std::function<std::string()>;
 
-// Answers the `s2s` command: one line per server-to-server stream. Called on
-// the admin io_context's thread.
-using S2sLister = std::function<std::vector<std::string>()>;
+// Answers a listing command (`s2s`, `components`): one line per entry.
+// Called on the admin io_context's thread.
+using Lister = std::function<std::vector<std::string>()>;
 
 class AdminServer {
  public:
@@ -64,8 +65,10 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Set before start(); without it `s2s` answers that federation is off.
-  void set_s2s_lister(S2sLister lister);
+  // Set before start(); without them `s2s` answers that federation is off
+  // and `components` that no component is configured.
+  void set_s2s_lister(Lister lister);
+  void set_component_lister(Lister lister);
 
   // Starts accepting connections.
   void start();

@@ -278,8 +278,14 @@ TEST_F(AdminServerTest, ReloadReturnsTheCallbacksAnswer) {
   expect_error({"reload"}, "parley.yml:3: unknown key 'x'");
 }
 
+TEST_F(AdminServerTest, ListingsWithoutTheirSourceSayWhy) {
+  expect_error({"components"}, "no external component is configured on this server");
+  expect_error({"s2s"}, "federation is not enabled on this server");
+}
+
 TEST_F(AdminServerTest, BadRequests) {
-  expect_error({"frobnicate"}, "unknown command 'frobnicate' (commands: kick, passwd, register, reload,");
+  expect_error({"frobnicate"},
+               "unknown command 'frobnicate' (commands: components, kick, passwd, register, reload,");
   expect_error({"status", "extra"}, "usage: status");
   EXPECT_EQ(raw_exchange(socket_path_, "\n"), "error\tempty request\n");
   EXPECT_EQ(raw_exchange(socket_path_, "register\talice\tlocalhost\tpass\rword\n"),

@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <thread>
@@ -267,6 +268,23 @@ struct Server::Impl {
       for (const auto& connection : s2s->connections()) lines.push_back(s2s_line(connection));
       return lines;
     });
+    if (!config.components.empty()) admin->set_component_lister([this] { return component_lines(); });
+  }
+
+  // Every configured component, connected or not, in config order.
+  std::vector<std::string> component_lines() const {
+    const auto connected = components->connections();
+    std::vector<std::string> lines;
+    for (const auto& configured : config.components) {
+      const auto found = std::ranges::find(connected, configured.domain, &components::ConnectionInfo::domain);
+      if (found == connected.end()) {
+        lines.push_back(configured.domain + "\tdisconnected\t-\t-\t-");
+      } else {
+        lines.push_back(configured.domain + "\tconnected\t" + found->remote_address + '\t' +
+                        (found->tls_version.empty() ? std::string("-") : found->tls_version) + '\t' + found->id);
+      }
+    }
+    return lines;
   }
 
   http::Settings http_settings(const ListenerConfig& listener) {

@@ -255,6 +255,12 @@ int main(int argc, char** argv) {
       "authentication (SASL EXTERNAL|dialback|none), TLS version, cipher, idle seconds, stream id");
   s2s->callback([&] { request = {"s2s"}; });
 
+  auto* components = app.add_subcommand(
+      "components",
+      "List the configured external components (XEP-0114), one per line, TAB-separated: domain,\n"
+      "connected|disconnected, remote address, TLS version, stream id (- where not connected)");
+  components->callback([&] { request = {"components"}; });
+
   auto* reload = app.add_subcommand("reload", "Reload certificates and the config file (like SIGHUP)");
   reload->callback([&] { request = {"reload"}; });
 
