@@ -98,7 +98,9 @@ struct Proxy::State {
   mutable std::mutex mutex;  // guards every member below and each Connection::phase
   std::unordered_set<std::shared_ptr<Connection>> unactivated;
   std::map<std::string, Pair, std::less<>> pending;  // by stream hash
-  std::unordered_set<std::shared_ptr<Relay>> relays;
+  // Not owning: a relay is kept alive by its own coroutines, and owning it
+  // here would make a cycle (it holds the state) that outlives a stopped shard.
+  std::map<const Relay*, std::weak_ptr<Relay>> relays;
 
   State(std::vector<asio::io_context*> shard_list, router::Router& r, Settings s)
       : shards(std::move(shard_list)), router(r), settings(std::move(s)), acceptor(*shards.front()) {}
@@ -188,11 +190,11 @@ class Relay : public std::enable_shared_from_this<Relay> {
         idle_(executor_),
         description_(std::move(description)) {}
 
+  // The coroutines own the relay (the registry in the state does not).
   void start() {
-    auto self = shared_from_this();
-    asio::co_spawn(executor_, self->pump(0, 1), asio::detached);
-    asio::co_spawn(executor_, self->pump(1, 0), asio::detached);
-    asio::co_spawn(executor_, self->watch_idle(), asio::detached);
+    asio::co_spawn(executor_, pump(shared_from_this(), 0, 1), asio::detached);
+    asio::co_spawn(executor_, pump(shared_from_this(), 1, 0), asio::detached);
+    asio::co_spawn(executor_, watch_idle(shared_from_this()), asio::detached);
   }
 
   // From any thread.
@@ -201,46 +203,48 @@ class Relay : public std::enable_shared_from_this<Relay> {
   }
 
  private:
-  Task<void> pump(int from, int to) {
-    auto self = shared_from_this();
-    TokenBucket bucket(state_->settings.rate, state_->settings.burst);
+  static Task<void> pump(std::shared_ptr<Relay> relay, int from, int to) {
+    auto& settings = relay->state_->settings;
+    TokenBucket bucket(settings.rate, settings.burst);
     std::vector<char> buffer(std::min(relay_buffer_size, bucket.burst()));
+    auto& source = relay->sockets_[from];
+    auto& sink = relay->sockets_[to];
     boost::system::error_code ec;
-    while (!ended_) {
+    while (!relay->ended_) {
       const std::size_t n =
-          co_await sockets_[from].async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+          co_await source.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
-      co_await asio::async_write(sockets_[to], asio::buffer(buffer.data(), n),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(sink, asio::buffer(buffer.data(), n), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
-      bytes_[from] += n;
-      state_->relayed_bytes += n;
-      last_activity_ = Clock::now();
+      relay->bytes_[from] += n;
+      relay->state_->relayed_bytes += n;
+      relay->last_activity_ = Clock::now();
       if (const auto wait = bucket.charge(n); wait > Clock::duration::zero()) {
-        shapers_[from].expires_after(wait);
-        co_await shapers_[from].async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        relay->shapers_[from].expires_after(wait);
+        co_await relay->shapers_[from].async_wait(asio::redirect_error(asio::use_awaitable, ec));
         ec.clear();
       }
     }
-    if (ended_) co_return;
+    if (relay->ended_) co_return;
     if (ec == asio::error::eof) {
       // The reader has sent everything: pass the end on, keep the other way open.
       boost::system::error_code ignored;
-      sockets_[to].shutdown(tcp::socket::shutdown_send, ignored);
-      if (++finished_directions_ == 2) end("both sides finished");
+      sink.shutdown(tcp::socket::shutdown_send, ignored);
+      if (++relay->finished_directions_ == 2) relay->end("both sides finished");
       co_return;
     }
-    end(ec.message());
+    relay->end(ec.message());
   }
 
-  Task<void> watch_idle() {
-    auto self = shared_from_this();
-    const auto limit = state_->settings.idle_timeout;
-    while (!ended_) {
-      idle_.expires_at(last_activity_ + limit);
+  static Task<void> watch_idle(std::shared_ptr<Relay> relay) {
+    const auto limit = relay->state_->settings.idle_timeout;
+    while (!relay->ended_) {
+      relay->idle_.expires_at(relay->last_activity_ + limit);
       boost::system::error_code ec;
-      co_await idle_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!ended_ && Clock::now() - last_activity_ >= limit) end("idle for " + std::to_string(limit.count()) + " s");
+      co_await relay->idle_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!relay->ended_ && Clock::now() - relay->last_activity_ >= limit) {
+        relay->end("idle for " + std::to_string(limit.count()) + " s");
+      }
     }
   }
 
@@ -253,7 +257,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
     spdlog::info("proxy65 {}: relay ended ({}): {} bytes one way, {} the other", description_, reason, bytes_[0],
                  bytes_[1]);
     std::lock_guard lock(state_->mutex);
-    state_->relays.erase(shared_from_this());
+    state_->relays.erase(this);
   }
 
   std::shared_ptr<Proxy::State> state_;
@@ -416,7 +420,7 @@ void Proxy::State::start_relay(std::shared_ptr<State> self, std::shared_ptr<Conn
     auto relay = std::make_shared<Relay>(self, std::move(first->socket), std::move(other), description);
     {
       std::lock_guard lock(self->mutex);
-      self->relays.insert(relay);
+      self->relays.emplace(relay.get(), relay);
     }
     spdlog::info("proxy65 {}: activated {}", description, hash);
     relay->start();
@@ -584,7 +588,9 @@ void Proxy::stop() {
 
 void Proxy::close_all() {
   std::lock_guard lock(state_->mutex);
-  for (const auto& relay : state_->relays) relay->close();
+  for (const auto& [key, weak] : state_->relays) {
+    if (auto relay = weak.lock()) relay->close();
+  }
   for (const auto& connection : state_->unactivated) {
     connection->phase = Connection::Phase::closed;
     asio::post(connection->executor, [connection] {

@@ -106,14 +106,33 @@ class Activation(Socks5TestCase):
         alice, bob = await self.pair()
         sid = "half-" + uuid.uuid4().hex
         digest = hashlib.sha1((sid + str(alice.boundjid) + str(bob.boundjid)).encode()).hexdigest()
-        with socket.create_connection((LOOPBACK, self.server.port("proxy65")), timeout=STEP_TIMEOUT) as target:
-            target.sendall(b"\x05\x01\x00")
-            self.assertEqual(recv_exactly(target, 2), b"\x05\x00")
-            target.sendall(b"\x05\x01\x00\x03" + bytes([len(digest)]) + digest.encode() + b"\x00\x00")
-            self.assertEqual(recv_exactly(target, 47)[:2], b"\x05\x00")
+        with socks5_connect(self.server.port("proxy65"), digest):
             with self.assertRaises(IqError) as caught:
                 await alice["xep_0065"].activate(PROXY, sid, bob.boundjid, timeout=STEP_TIMEOUT)
             self.assertEqual(caught.exception.condition, "not-allowed")
+
+
+class Shutdown(Socks5TestCase):
+    async def test_sigterm_closes_an_active_relay(self):
+        self.register("alice")
+        alice = await self.logged_in("alice", plugins=("xep_0030", "xep_0065"))
+        sid = "bye-" + uuid.uuid4().hex
+        target_jid = f"bob@{DOMAIN}/phone"
+        digest = hashlib.sha1((sid + str(alice.boundjid) + target_jid).encode()).hexdigest()
+        target = socks5_connect(self.server.port("proxy65"), digest)
+        requester = socks5_connect(self.server.port("proxy65"), digest)
+        self.addCleanup(target.close)
+        self.addCleanup(requester.close)
+        await alice["xep_0065"].activate(PROXY, sid, target_jid, timeout=STEP_TIMEOUT)
+        requester.sendall(b"ping")
+        self.assertEqual(recv_exactly(target, 4), b"ping")
+        target.sendall(b"pong")
+        self.assertEqual(recv_exactly(requester, 4), b"pong")
+
+        await alice.close()
+        self.assertEqual(self.server.stop(), 0)
+        self.assertEqual(read_until_closed(target), b"")
+        self.assertEqual(read_until_closed(requester), b"")
 
 
 class Discovery(Socks5TestCase):
@@ -201,6 +220,19 @@ class Configuration(unittest.TestCase):
                 result = server.ctl("check-config")
                 self.assertNotEqual(result.returncode, 0, result.stdout)
                 self.assertIn(f"{server.config_path}:{changed}", result.stdout + result.stderr)
+
+
+def socks5_connect(port, digest):
+    """A raw SOCKS5 client negotiated with the proxy for digest, as XEP-0065 does."""
+    sock = socket.create_connection((LOOPBACK, port), timeout=STEP_TIMEOUT)
+    sock.sendall(b"\x05\x01\x00")
+    if recv_exactly(sock, 2) != b"\x05\x00":
+        raise AssertionError("the proxy did not accept 'no authentication'")
+    sock.sendall(b"\x05\x01\x00\x03" + bytes([len(digest)]) + digest.encode() + b"\x00\x00")
+    reply = recv_exactly(sock, 5 + len(digest) + 2)
+    if reply[:2] != b"\x05\x00":
+        raise AssertionError(f"the proxy refused the request: {reply!r}")
+    return sock
 
 
 def recv_exactly(sock, count):
