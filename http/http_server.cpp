@@ -272,12 +272,23 @@ Task<void> Server::State::serve(Stream& stream, const std::string& peer) {
     }
     const auto request = to_request(parser);
     bool keep_alive = parser.keep_alive();
-    auto decision = dispatch(request);
+    Decision decision;
+    try {
+      decision = dispatch(request);
+    } catch (const std::exception& e) {
+      spdlog::error("http {}: {} {} failed: {}", peer, request.method, request.target, e.what());
+      decision = {Response::text(500, "Internal Server Error"), std::nullopt};
+    }
     Response response;
     const bool unread_body = !decision.upload && (request.chunked || request.content_length.value_or(0) > 0);
     if (decision.upload) {
       const bool complete = co_await read_body(stream, buffer, parser, *decision.upload);
-      response = decision.upload->finish(complete);
+      try {
+        response = decision.upload->finish(complete);
+      } catch (const std::exception& e) {
+        spdlog::error("http {}: finishing the upload to {} failed: {}", peer, decision.upload->file, e.what());
+        response = Response::text(500, "Internal Server Error");
+      }
       if (!complete) keep_alive = false;
     } else {
       response = std::move(decision.response);

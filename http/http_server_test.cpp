@@ -106,6 +106,7 @@ class HttpServerTest : public ::testing::Test {
       return Decision{Response::text(200, "root " + request.method + " " + request.path), std::nullopt};
     });
     server->route("/files/", [this](const Request& request) { return files(request); });
+    server->route("/broken", [](const Request&) -> Decision { throw std::runtime_error("handler bug"); });
     server->start();
     thread = std::thread([this] { io.run(); });
   }
@@ -174,6 +175,15 @@ TEST_F(HttpServerTest, RoutesByLongestPrefixAndKeepsTheConnectionAlive) {
   EXPECT_EQ(reply.status, 200u);
   EXPECT_EQ(reply.body, "root GET /other path\n");
   EXPECT_EQ(reply.headers["server"], "Parley");
+}
+
+TEST_F(HttpServerTest, AHandlerThatThrowsIsA500AndTheServerGoesOn) {
+  start();
+  auto socket = connect();
+  Client client(socket);
+  client.send("GET /broken HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(client.read().status, 500u);
+  EXPECT_EQ(client.read().status, 200u);
 }
 
 TEST_F(HttpServerTest, MalformedRequestsGet400AndHugeHeaders431) {
