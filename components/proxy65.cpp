@@ -571,7 +571,17 @@ Proxy::Proxy(std::vector<asio::io_context*> shards, router::Router& router, Sett
   spdlog::info("proxy65: {} on {}:{}", domains, state_->settings.address, state_->bound_port);
 }
 
-Proxy::~Proxy() { stop(); }
+Proxy::~Proxy() {
+  boost::system::error_code ec;
+  state_->acceptor.close(ec);
+  std::lock_guard lock(state_->mutex);
+  for (const auto& connection : state_->unactivated) {
+    connection->phase = Connection::Phase::closed;
+    close_socket(connection->socket);
+  }
+  state_->unactivated.clear();
+  state_->pending.clear();
+}
 
 std::uint16_t Proxy::port() const { return state_->bound_port; }
 

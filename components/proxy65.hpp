@@ -42,6 +42,10 @@ class Proxy {
   // Call before any traffic, with every host already added to the router.
   // Binds the listener: throws std::system_error when it cannot.
   Proxy(std::vector<boost::asio::io_context*> shards, router::Router& router, Settings settings);
+  // Destroy it once the shards no longer run and before they are destroyed:
+  // it closes the listener and the connections still waiting right away,
+  // so nothing of one shard is left to be released while another shard is
+  // torn down.
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;

@@ -113,7 +113,7 @@ class Activation(Socks5TestCase):
 
 
 class Shutdown(Socks5TestCase):
-    async def test_sigterm_closes_an_active_relay(self):
+    async def test_sigterm_closes_an_active_relay_and_a_waiting_connection(self):
         self.register("alice")
         alice = await self.logged_in("alice", plugins=("xep_0030", "xep_0065"))
         sid = "bye-" + uuid.uuid4().hex
@@ -128,11 +128,13 @@ class Shutdown(Socks5TestCase):
         self.assertEqual(recv_exactly(target, 4), b"ping")
         target.sendall(b"pong")
         self.assertEqual(recv_exactly(requester, 4), b"pong")
+        waiting = socks5_connect(self.server.port("proxy65"), hashlib.sha1(b"never activated").hexdigest())
+        self.addCleanup(waiting.close)
 
         await alice.close()
         self.assertEqual(self.server.stop(), 0)
-        self.assertEqual(read_until_closed(target), b"")
-        self.assertEqual(read_until_closed(requester), b"")
+        for sock in (target, requester, waiting):
+            self.assertEqual(read_until_closed(sock), b"")
 
 
 class Discovery(Socks5TestCase):
