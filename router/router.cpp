@@ -26,6 +26,32 @@ std::string_view address_kind(const xmpp::Jid& to) {
   return to.is_bare() ? "bare" : "full";
 }
 
+// "<kind>/<address kind>" (with prefix "pre-": the sender's side), spelled out
+// for the three stanza kinds so routing builds no event name per stanza.
+std::string event_name(std::string_view prefix, std::string_view kind, const xmpp::Jid& to) {
+  std::string name;
+  name.reserve(prefix.size() + kind.size() + 5);
+  name += prefix;
+  name += kind;
+  name += '/';
+  name += address_kind(to);
+  return name;
+}
+
+std::string_view stanza_event(bool outbound, std::string_view kind, const xmpp::Jid& to) {
+  static constexpr std::string_view names[2][3][3] = {
+      {{"message/host", "message/bare", "message/full"},
+       {"presence/host", "presence/bare", "presence/full"},
+       {"iq/host", "iq/bare", "iq/full"}},
+      {{"pre-message/host", "pre-message/bare", "pre-message/full"},
+       {"pre-presence/host", "pre-presence/bare", "pre-presence/full"},
+       {"pre-iq/host", "pre-iq/bare", "pre-iq/full"}}};
+  const int address = to.is_domain() ? 0 : to.is_bare() ? 1 : 2;
+  const int kind_index = kind == "message" ? 0 : kind == "presence" ? 1 : kind == "iq" ? 2 : -1;
+  if (kind_index < 0) return {};
+  return names[outbound ? 1 : 0][kind_index][address];
+}
+
 bool is_request(std::string_view iq_type) { return iq_type == "get" || iq_type == "set"; }
 
 }  // namespace
@@ -53,7 +79,7 @@ std::vector<Host::Item> Host::disco_items() const { return items_; }
 void Host::add_account_disco_feature(std::string var) { account_features_.push_back(std::move(var)); }
 std::vector<std::string> Host::account_disco_features() const { return account_features_; }
 
-Task<HookResult> Host::fire(const std::string& event, StanzaEvent& ev) const {
+Task<HookResult> Host::fire(std::string_view event, StanzaEvent& ev) const {
   auto chain = hooks_.find(event);
   if (chain == hooks_.end()) co_return HookResult::pass;
   for (const auto& entry : chain->second) {
@@ -138,20 +164,14 @@ Task<void> Router::process_from_client(xml::Element stanza, const xmpp::Jid& ful
   }
 
   Host* own_host = host(full.domain());
-  std::string event;
-  if (ev.to.empty()) {
-    if (kind == "presence") {
-      event = "pre-presence/broadcast";
-    } else {
-      ev.to = full.bare();
-      event = "pre-" + kind + "/bare";
-    }
-  } else {
-    event = "pre-" + kind + "/" + std::string(address_kind(ev.to));
+  if (ev.to.empty() && kind != "presence") ev.to = full.bare();
+  const std::string_view event = ev.to.empty() ? "pre-presence/broadcast" : stanza_event(true, kind, ev.to);
+  if (own_host && own_host->has_hooks(event) && co_await own_host->fire(event, ev) == HookResult::handled) {
+    co_return;
   }
-  if (own_host && co_await own_host->fire(event, ev) == HookResult::handled) co_return;
   if (ev.to.empty()) co_return;  // a broadcast nobody handled
   if (!ev.stanza.has_attr("to") && kind != "presence") ev.stanza.set_attr("to", ev.to.str());
+  if (dispatch_now(ev)) co_return;
   co_await dispatch(ev);
 }
 
@@ -181,7 +201,28 @@ Task<void> Router::route(xml::Element stanza) {
   }
   ev.to = std::move(*to);
   if (auto from = xmpp::Jid::parse(ev.stanza.attr("from"))) ev.from = std::move(*from);
+  if (dispatch_now(ev)) co_return;
   co_await dispatch(ev);
+}
+
+bool Router::dispatch_now(StanzaEvent& ev) {
+  Host* target = host(ev.to.domain());
+  if (!target) return false;
+  const std::string& kind = ev.stanza.name();
+  const std::string_view event = stanza_event(false, kind, ev.to);
+  if (event.empty() || target->has_hooks(event)) return false;
+  if (kind == "presence") {
+    deliver_presence(ev);
+    return true;
+  }
+  // A message or iq to a bound full JID goes to that resource whatever its
+  // type (deliver_message, deliver_iq); everything else may need storage,
+  // a handler or an error reply.
+  if (ev.to.is_bare()) return false;
+  auto session = sessions_.session(ev.to);
+  if (!session) return false;
+  session->deliver(std::move(ev.stanza));
+  return true;
 }
 
 Task<void> Router::dispatch(StanzaEvent& ev) {
@@ -234,8 +275,9 @@ Task<xml::Element> Router::call_iq_handler(const IqHandler& handler, StanzaEvent
 
 Task<void> Router::deliver_local(StanzaEvent& ev, Host& target) {
   const std::string& kind = ev.stanza.name();
-  const std::string event = kind + "/" + std::string(address_kind(ev.to));
-  if (co_await target.fire(event, ev) == HookResult::handled) co_return;
+  const std::string_view known_event = stanza_event(false, kind, ev.to);
+  const std::string event = known_event.empty() ? event_name({}, kind, ev.to) : std::string(known_event);
+  if (target.has_hooks(event) && co_await target.fire(event, ev) == HookResult::handled) co_return;
   if (kind == "message") {
     co_await deliver_message(ev, target);
   } else if (kind == "presence") {
@@ -248,8 +290,8 @@ Task<void> Router::deliver_local(StanzaEvent& ev, Host& target) {
 Task<void> Router::deliver_message(StanzaEvent& ev, Host& target) {
   const auto type = ev.stanza.attr("type");
   if (!ev.to.is_bare() && !ev.to.is_domain()) {
-    if (auto resource = sessions_.find(ev.to)) {
-      resource->session->deliver(std::move(ev.stanza));
+    if (auto session = sessions_.session(ev.to)) {
+      session->deliver(std::move(ev.stanza));
       co_return;
     }
     if (type == "groupchat") {
@@ -282,7 +324,7 @@ void Router::deliver_presence(StanzaEvent& ev) {
   if (!type.empty() && type != "unavailable" && !error_to_resource) return;
   if (ev.to.is_domain()) return;
   if (!ev.to.is_bare()) {
-    if (auto resource = sessions_.find(ev.to)) resource->session->deliver(std::move(ev.stanza));
+    if (auto session = sessions_.session(ev.to)) session->deliver(std::move(ev.stanza));
     return;
   }
   for (const auto& resource : sessions_.resources(ev.to)) {
@@ -293,8 +335,8 @@ void Router::deliver_presence(StanzaEvent& ev) {
 Task<void> Router::deliver_iq(StanzaEvent& ev, Host& target) {
   const auto type = ev.stanza.attr("type");
   if (!ev.to.is_bare()) {
-    if (auto resource = sessions_.find(ev.to)) {
-      resource->session->deliver(std::move(ev.stanza));
+    if (auto session = sessions_.session(ev.to)) {
+      session->deliver(std::move(ev.stanza));
     } else {
       co_await bounce(ev.stanza, "service-unavailable");
     }

@@ -97,7 +97,10 @@ class Host {
   std::vector<std::string> account_disco_features() const;
 
   // Used by the router.
-  Task<HookResult> fire(const std::string& event, StanzaEvent& ev) const;
+  Task<HookResult> fire(std::string_view event, StanzaEvent& ev) const;
+  // Whether any hook is registered for the event: firing an event nobody
+  // hooks needs no coroutine.
+  bool has_hooks(std::string_view event) const { return hooks_.find(event) != hooks_.end(); }
   const IqHandler* iq_handler(IqTarget target, std::string_view type, std::string_view child_ns) const;
   Task<void> fire_session_bound(SessionEvent& ev) const;
   Task<void> fire_session_closed(SessionEvent& ev) const;
@@ -169,6 +172,10 @@ class Router {
   Task<void> bounce(const xml::Element& stanza, std::string_view condition, std::string_view text = {});
 
  private:
+  // Delivers what needs no hook, handler or storage to a local session
+  // right away, without a coroutine frame per routing step. False when
+  // dispatch() has to run.
+  bool dispatch_now(StanzaEvent& ev);
   Task<void> dispatch(StanzaEvent& ev);
   Task<void> deliver_local(StanzaEvent& ev, Host& host);
   Task<void> deliver_message(StanzaEvent& ev, Host& host);

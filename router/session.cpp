@@ -1,6 +1,7 @@
 #include "router/session.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 
 namespace parley::router {
@@ -13,8 +14,17 @@ std::int64_t now_seconds() {
       .count();
 }
 
-template <class Map>
-auto* find_resource(Map& by_bare, const std::string& bare, const xmpp::Jid& full) {
+// FNV-1a: it can hash "local@domain" from the two parts as well as whole.
+constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
+constexpr std::uint64_t fnv_prime = 1099511628211ull;
+
+std::uint64_t fnv_add(std::uint64_t hash, std::string_view bytes) {
+  for (char c : bytes) hash = (hash ^ static_cast<unsigned char>(c)) * fnv_prime;
+  return hash;
+}
+
+template <class Map, class Key>
+auto* find_resource(Map& by_bare, const Key& bare, const xmpp::Jid& full) {
   using ResourcePtr = decltype(&by_bare.begin()->second.front());
   auto found = by_bare.find(bare);
   if (found == by_bare.end()) return ResourcePtr{nullptr};
@@ -26,12 +36,27 @@ auto* find_resource(Map& by_bare, const std::string& bare, const xmpp::Jid& full
 
 }  // namespace
 
-SessionRegistry::Shard& SessionRegistry::shard_for(const std::string& bare) const {
-  return shards_[std::hash<std::string>()(bare) % shard_count];
+std::size_t SessionRegistry::BareHash::operator()(std::string_view bare) const noexcept {
+  return static_cast<std::size_t>(fnv_add(fnv_offset, bare));
+}
+
+std::size_t SessionRegistry::BareHash::operator()(const BareParts& bare) const noexcept {
+  if (bare.local.empty()) return static_cast<std::size_t>(fnv_add(fnv_offset, bare.domain));
+  return static_cast<std::size_t>(fnv_add(fnv_add(fnv_add(fnv_offset, bare.local), "@"), bare.domain));
+}
+
+bool SessionRegistry::BareEqual::operator()(const BareParts& a, std::string_view b) const noexcept {
+  if (a.local.empty()) return b == a.domain;
+  return b.size() == a.local.size() + 1 + a.domain.size() && b.starts_with(a.local) && b[a.local.size()] == '@' &&
+         b.ends_with(a.domain);
+}
+
+SessionRegistry::Shard& SessionRegistry::shard_for(const BareParts& bare) const {
+  return shards_[BareHash()(bare) % shard_count];
 }
 
 std::shared_ptr<Session> SessionRegistry::bind(const xmpp::Jid& full, std::shared_ptr<Session> session) {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   Resource fresh{full, std::move(session), false, 0, false, nullptr, now_seconds()};
@@ -40,12 +65,12 @@ std::shared_ptr<Session> SessionRegistry::bind(const xmpp::Jid& full, std::share
     *existing = std::move(fresh);
     return replaced;
   }
-  shard.by_bare[bare].push_back(std::move(fresh));
+  shard.by_bare[full.bare_str()].push_back(std::move(fresh));
   return nullptr;
 }
 
 std::optional<Resource> SessionRegistry::unbind(const xmpp::Jid& full, const Session* session) {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   auto found = shard.by_bare.find(bare);
@@ -63,7 +88,7 @@ std::optional<Resource> SessionRegistry::unbind(const xmpp::Jid& full, const Ses
 }
 
 bool SessionRegistry::transfer(const xmpp::Jid& full, const Session* from, std::shared_ptr<Session> to) {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   Resource* resource = find_resource(shard.by_bare, bare, full);
@@ -73,15 +98,23 @@ bool SessionRegistry::transfer(const xmpp::Jid& full, const Session* from, std::
 }
 
 std::optional<Resource> SessionRegistry::find(const xmpp::Jid& full) const {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   if (const Resource* resource = find_resource(shard.by_bare, bare, full)) return *resource;
   return std::nullopt;
 }
 
+std::shared_ptr<Session> SessionRegistry::session(const xmpp::Jid& full) const {
+  const BareParts bare = bare_parts(full);
+  Shard& shard = shard_for(bare);
+  std::lock_guard lock(shard.mutex);
+  if (const Resource* resource = find_resource(shard.by_bare, bare, full)) return resource->session;
+  return nullptr;
+}
+
 std::vector<Resource> SessionRegistry::resources(const xmpp::Jid& bare) const {
-  const std::string key = bare.bare_str();
+  const BareParts key = bare_parts(bare);
   Shard& shard = shard_for(key);
   std::lock_guard lock(shard.mutex);
   auto found = shard.by_bare.find(key);
@@ -111,7 +144,7 @@ std::size_t SessionRegistry::count() const {
 
 void SessionRegistry::set_presence(const xmpp::Jid& full, std::shared_ptr<const xml::Element> presence,
                                    int priority) {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   if (Resource* resource = find_resource(shard.by_bare, bare, full)) {
@@ -122,7 +155,7 @@ void SessionRegistry::set_presence(const xmpp::Jid& full, std::shared_ptr<const 
 }
 
 void SessionRegistry::set_interested(const xmpp::Jid& full, bool interested) {
-  const std::string bare = full.bare_str();
+  const BareParts bare = bare_parts(full);
   Shard& shard = shard_for(bare);
   std::lock_guard lock(shard.mutex);
   if (Resource* resource = find_resource(shard.by_bare, bare, full)) resource->interested = interested;

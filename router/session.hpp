@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -59,6 +60,9 @@ class SessionRegistry {
   bool transfer(const xmpp::Jid& full, const Session* from, std::shared_ptr<Session> to);
 
   std::optional<Resource> find(const xmpp::Jid& full) const;
+  // Only the session bound to a full JID (null when none): what delivery
+  // needs, without copying the resource's state.
+  std::shared_ptr<Session> session(const xmpp::Jid& full) const;
   // All bound resources of an account.
   std::vector<Resource> resources(const xmpp::Jid& bare) const;
   // All bound resources of the server (parleyctl sessions).
@@ -71,12 +75,30 @@ class SessionRegistry {
   void set_interested(const xmpp::Jid& full, bool interested);
 
  private:
+  // Keys are bare JIDs ("local@domain"); a lookup hashes and compares a
+  // Jid's parts in place instead of building that string.
+  struct BareParts {
+    std::string_view local, domain;
+  };
+  struct BareHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view bare) const noexcept;
+    std::size_t operator()(const BareParts& bare) const noexcept;
+  };
+  struct BareEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+    bool operator()(const BareParts& a, std::string_view b) const noexcept;
+    bool operator()(std::string_view a, const BareParts& b) const noexcept { return (*this)(b, a); }
+  };
+  using ByBare = std::unordered_map<std::string, std::vector<Resource>, BareHash, BareEqual>;
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, std::vector<Resource>> by_bare;  // key: bare JID
+    ByBare by_bare;
   };
   static constexpr std::size_t shard_count = 64;
-  Shard& shard_for(const std::string& bare) const;
+  static BareParts bare_parts(const xmpp::Jid& jid) { return {jid.local(), jid.domain()}; }
+  Shard& shard_for(const BareParts& bare) const;
   mutable std::array<Shard, shard_count> shards_;
 };
 

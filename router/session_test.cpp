@@ -64,5 +64,26 @@ TEST(SessionRegistry, PresenceStateIsKeptPerResource) {
   EXPECT_EQ(registry.all().size(), 2u);
 }
 
+TEST(SessionRegistry, SessionFindsOnlyTheExactFullJid) {
+  SessionRegistry registry;
+  auto desk = std::make_shared<testing::RecordingSession>("desk");
+  auto other = std::make_shared<testing::RecordingSession>("other");
+  registry.bind(jid("alice@example.com/desk"), desk);
+  // Bare keys that share bytes with alice@example.com in other places.
+  registry.bind(jid("alice@example.co/desk"), other);
+  registry.bind(jid("alic@eexample.com/desk"), other);
+  registry.bind(jid("example.com/desk"), other);
+  EXPECT_EQ(registry.session(jid("alice@example.com/desk")), desk);
+  EXPECT_EQ(registry.session(jid("alice@example.com/laptop")), nullptr);
+  EXPECT_EQ(registry.session(jid("alice@example.org/desk")), nullptr);
+  EXPECT_EQ(registry.session(jid("bob@example.com/desk")), nullptr);
+  EXPECT_EQ(registry.session(jid("example.com/desk")), other);
+  EXPECT_EQ(registry.resources(jid("alice@example.com")).size(), 1u);
+  EXPECT_EQ(registry.resources(jid("example.com")).size(), 1u);
+  EXPECT_TRUE(registry.unbind(jid("alice@example.com/desk"), desk.get()));
+  EXPECT_EQ(registry.session(jid("alice@example.com/desk")), nullptr);
+  EXPECT_EQ(registry.count(), 3u);
+}
+
 }  // namespace
 }  // namespace parley::router
