@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace parley::http {
 
@@ -130,10 +131,12 @@ struct SocketLink {
 
 struct Server::State : std::enable_shared_from_this<State> {
   State(std::vector<asio::io_context*> shard_list, Settings s)
-      : shards(std::move(shard_list)), acceptor(*shards.front()), settings(std::move(s)) {}
+      : shards(std::move(shard_list)), acceptor(std::in_place, *shards.front()), settings(std::move(s)) {}
 
   std::vector<asio::io_context*> shards;
-  tcp::acceptor acceptor;
+  // Reset by ~Server: it belongs to the first shard, which may be destroyed
+  // before the last connection lets go of this state.
+  std::optional<tcp::acceptor> acceptor;
   Settings settings;
   std::map<std::string, Handler, std::greater<>> routes;  // longest prefix first among those matching
   std::size_t next_shard = 0;
@@ -177,8 +180,8 @@ Task<void> Server::State::accept_loop(std::shared_ptr<State> self) {
   for (;;) {
     asio::io_context* shard = shards[next_shard++ % shards.size()];
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(*shard, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    tcp::socket socket = co_await acceptor->async_accept(*shard, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       spdlog::warn("http: accept failed: {}", ec.message());
       continue;
@@ -401,15 +404,20 @@ Task<bool> Server::State::write_response(Stream& stream, Response& response, boo
 Server::Server(std::vector<asio::io_context*> shards, const std::string& address, std::uint16_t port, Settings settings)
     : state_(std::make_shared<State>(std::move(shards), std::move(settings))) {
   tcp::endpoint endpoint(asio::ip::make_address(address), port);
-  state_->acceptor.open(endpoint.protocol());
-  state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
-  state_->acceptor.bind(endpoint);
-  state_->acceptor.listen(asio::socket_base::max_listen_connections);
+  state_->acceptor->open(endpoint.protocol());
+  state_->acceptor->set_option(tcp::acceptor::reuse_address(true));
+  state_->acceptor->bind(endpoint);
+  state_->acceptor->listen(asio::socket_base::max_listen_connections);
 }
 
 Server::~Server() {
-  stop();
-  close_all();
+  // The shards no longer run (see the header), so nothing else touches the
+  // state. Connection frames still held by the shards' io_contexts keep it
+  // alive until those are destroyed, in any order: what belongs to other
+  // objects (the first shard's acceptor, the handlers and what they hold)
+  // goes now.
+  state_->acceptor.reset();
+  state_->routes.clear();
 }
 
 void Server::route(std::string prefix, Handler handler) { state_->routes[std::move(prefix)] = std::move(handler); }
@@ -417,9 +425,9 @@ void Server::route(std::string prefix, Handler handler) { state_->routes[std::mo
 void Server::start() { asio::co_spawn(*state_->shards.front(), state_->accept_loop(state_), asio::detached); }
 
 void Server::stop() {
-  asio::post(state_->acceptor.get_executor(), [state = state_]() {
+  asio::post(*state_->shards.front(), [state = state_]() {
     boost::system::error_code ec;
-    state->acceptor.close(ec);
+    if (state->acceptor) state->acceptor->close(ec);
   });
 }
 
@@ -434,6 +442,6 @@ void Server::close_all() {
 
 std::size_t Server::open_connections() const { return state_->connections.load(); }
 
-std::uint16_t Server::port() const { return state_->acceptor.local_endpoint().port(); }
+std::uint16_t Server::port() const { return state_->acceptor->local_endpoint().port(); }
 
 }  // namespace parley::http

@@ -85,6 +85,8 @@ class Server {
   // cannot be bound.
   Server(std::vector<boost::asio::io_context*> shards, const std::string& address, std::uint16_t port,
          Settings settings);
+  // Only once the shards no longer run (stop() and close_all() first for a
+  // graceful end); the io_contexts may be destroyed afterwards in any order.
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
