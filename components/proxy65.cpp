@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <unordered_set>
 
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "components/proxy65_socks5.hpp"
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
+#include "xmpp/shaper.hpp"
 
 namespace parley::components::proxy65 {
 
@@ -204,9 +206,11 @@ class Relay : public std::enable_shared_from_this<Relay> {
 
  private:
   static Task<void> pump(std::shared_ptr<Relay> relay, int from, int to) {
-    auto& settings = relay->state_->settings;
-    TokenBucket bucket(settings.rate, settings.burst);
-    std::vector<char> buffer(std::min(relay_buffer_size, bucket.burst()));
+    const auto& settings = relay->state_->settings;
+    std::optional<xmpp::Shaper> shaper;
+    if (settings.rate != 0) shaper.emplace(settings.rate, settings.burst);
+    // One read never takes more than the bucket holds.
+    std::vector<char> buffer(settings.rate != 0 ? std::min(relay_buffer_size, settings.burst) : relay_buffer_size);
     auto& source = relay->sockets_[from];
     auto& sink = relay->sockets_[to];
     boost::system::error_code ec;
@@ -219,7 +223,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
       relay->bytes_[from] += n;
       relay->state_->relayed_bytes += n;
       relay->last_activity_ = Clock::now();
-      if (const auto wait = bucket.charge(n); wait > Clock::duration::zero()) {
+      if (const auto wait = shaper ? shaper->take(n) : Clock::duration::zero(); wait > Clock::duration::zero()) {
         relay->shapers_[from].expires_after(wait);
         co_await relay->shapers_[from].async_wait(asio::redirect_error(asio::use_awaitable, ec));
         ec.clear();
@@ -547,6 +551,9 @@ Task<void> Proxy::State::handle(std::shared_ptr<State> self, xml::Element stanza
 
 Proxy::Proxy(std::vector<asio::io_context*> shards, router::Router& router, Settings settings)
     : state_(std::make_shared<State>(std::move(shards), router, std::move(settings))) {
+  if (state_->settings.rate != 0 && state_->settings.burst == 0) {
+    throw std::invalid_argument("proxy65: a rate limit needs a burst of at least one byte");
+  }
   auto& acceptor = state_->acceptor;
   const tcp::endpoint endpoint(asio::ip::make_address(state_->settings.address), state_->settings.port);
   acceptor.open(endpoint.protocol());

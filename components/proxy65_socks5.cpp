@@ -140,19 +140,4 @@ std::string Negotiation::reply(Reply code) const {
   return out;
 }
 
-TokenBucket::TokenBucket(std::size_t rate, std::size_t burst, Clock::time_point now)
-    : rate_(static_cast<double>(rate)),
-      burst_(rate == 0 ? std::size_t{1} << 20 : std::max<std::size_t>(burst, 1)),
-      tokens_(static_cast<double>(burst_)),
-      last_(now) {}
-
-TokenBucket::Clock::duration TokenBucket::charge(std::size_t bytes, Clock::time_point now) {
-  if (rate_ == 0) return Clock::duration::zero();
-  const double elapsed = std::chrono::duration<double>(now - last_).count();
-  last_ = now;
-  tokens_ = std::min(static_cast<double>(burst_), tokens_ + elapsed * rate_) - static_cast<double>(bytes);
-  if (tokens_ >= 0) return Clock::duration::zero();
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(-tokens_ / rate_));
-}
-
 }  // namespace parley::components::proxy65

@@ -1,10 +1,8 @@
 // The server side of SOCKS5 (RFC 1928) as SOCKS5 Bytestreams (XEP-0065)
-// use it, and the pieces of the proxy that need no sockets: the address
-// hash and the token bucket that limits a relay's bandwidth. Kept free of
-// Asio so it can be tested byte by byte.
+// use it, and the address hash. Kept free of Asio so it can be tested byte
+// by byte.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -71,29 +69,6 @@ class Negotiation {
   std::string address_;
   std::uint16_t port_ = 0;
   std::string error_;
-};
-
-// A token bucket: 'rate' bytes per second, at most 'burst' saved up. A
-// relay reads, charges what it read, and sleeps for what charge() returns
-// before reading again, so TCP flow control slows the sender down.
-class TokenBucket {
- public:
-  using Clock = std::chrono::steady_clock;
-
-  // rate 0: unlimited.
-  TokenBucket(std::size_t rate, std::size_t burst, Clock::time_point now = Clock::now());
-
-  // Takes 'bytes' from the bucket (it may go into debt) and returns how long
-  // to wait until it is no longer in debt.
-  Clock::duration charge(std::size_t bytes, Clock::time_point now = Clock::now());
-  // The most a single read may take without a refill.
-  std::size_t burst() const { return burst_; }
-
- private:
-  double rate_;
-  std::size_t burst_;
-  double tokens_;
-  Clock::time_point last_;
 };
 
 }  // namespace parley::components::proxy65

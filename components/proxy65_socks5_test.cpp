@@ -148,39 +148,5 @@ TEST(Negotiation, EarlyEndLeavesItWaiting) {
   EXPECT_TRUE(negotiation.address().empty());
 }
 
-TEST(TokenBucket, UnlimitedNeverWaits) {
-  const auto start = TokenBucket::Clock::now();
-  TokenBucket bucket(0, 0, start);
-  EXPECT_EQ(bucket.charge(1u << 30, start), TokenBucket::Clock::duration::zero());
-  EXPECT_GT(bucket.burst(), 0u);
-}
-
-TEST(TokenBucket, BurstIsFreeThenDebtIsPaidAtTheRate) {
-  using namespace std::chrono;
-  const auto start = TokenBucket::Clock::now();
-  TokenBucket bucket(1000, 500, start);
-  EXPECT_EQ(bucket.charge(500, start), TokenBucket::Clock::duration::zero());
-  // 250 bytes over: a quarter of a second.
-  EXPECT_NEAR(duration<double>(bucket.charge(250, start)).count(), 0.25, 1e-6);
-  // Half a second later the debt is paid and 250 more are saved.
-  EXPECT_EQ(bucket.charge(250, start + milliseconds(500)), TokenBucket::Clock::duration::zero());
-  // Savings never exceed the burst: after an hour, 500 are free, 1500 cost a second.
-  EXPECT_NEAR(duration<double>(bucket.charge(1500, start + hours(1))).count(), 1.0, 1e-6);
-}
-
-TEST(TokenBucket, LongRunAverageIsTheRate) {
-  using namespace std::chrono;
-  auto now = TokenBucket::Clock::now();
-  TokenBucket bucket(10000, 1000, now);
-  std::size_t sent = 0;
-  const auto start = now;
-  while (sent < 100000) {
-    now += bucket.charge(1000, now);
-    sent += 1000;
-  }
-  // 100 kB at 10 kB/s with 1 kB saved at the start: 9.9 s.
-  EXPECT_NEAR(duration<double>(now - start).count(), 9.9, 0.01);
-}
-
 }  // namespace
 }  // namespace parley::components::proxy65

@@ -421,6 +421,22 @@ TEST_F(ProxyTest, PendingConnectionsAreLimited) {
   EXPECT_TRUE(second.closed_by_peer());
 }
 
+TEST_F(ProxyTest, UnlimitedRateRelaysEverything) {
+  Settings settings;
+  settings.rate = 0;
+  settings.burst = 0;
+  start(settings);
+  auto [target, requester] = activated_pair("sid-unlimited");
+  const auto file = random_bytes(2 * 1024 * 1024, 5);
+  std::thread sender([&requester = requester, &file] {
+    requester->send(file);
+    requester->finish_sending();
+  });
+  const auto received = target->read_to_end();
+  sender.join();
+  EXPECT_TRUE(received == file);
+}
+
 TEST_F(ProxyTest, RelayIsHeldToTheRate) {
   Settings settings;
   settings.rate = 256 * 1024;
