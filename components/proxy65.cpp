@@ -44,6 +44,7 @@ constexpr std::string_view ns_disco_items = "http://jabber.org/protocol/disco#it
 // connection is dropped.
 constexpr auto refusal_linger = std::chrono::seconds(2);
 constexpr std::size_t relay_buffer_size = 64 * 1024;
+constexpr auto accept_backoff = std::chrono::milliseconds(100);
 
 std::string endpoint_text(const tcp::socket& socket) {
   boost::system::error_code ec;
@@ -178,7 +179,7 @@ struct Proxy::State {
 };
 
 // Two activated connections joined on one shard. Each direction reads,
-// writes what it read, then waits as long as its token bucket says; end of
+// writes what it read, then pauses as long as its shaper says; end of
 // file on one side is passed on as a half-close so the last bytes arrive,
 // and the relay ends when both directions have ended, on any error, or
 // after idle_timeout without a byte.
@@ -188,7 +189,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
       : state_(std::move(state)),
         executor_(first.get_executor()),
         sockets_{std::move(first), std::move(second)},
-        shapers_{asio::steady_timer(executor_), asio::steady_timer(executor_)},
+        pauses_{asio::steady_timer(executor_), asio::steady_timer(executor_)},
         idle_(executor_),
         description_(std::move(description)) {}
 
@@ -224,8 +225,8 @@ class Relay : public std::enable_shared_from_this<Relay> {
       relay->state_->relayed_bytes += n;
       relay->last_activity_ = Clock::now();
       if (const auto wait = shaper ? shaper->take(n) : Clock::duration::zero(); wait > Clock::duration::zero()) {
-        relay->shapers_[from].expires_after(wait);
-        co_await relay->shapers_[from].async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        relay->pauses_[from].expires_after(wait);
+        co_await relay->pauses_[from].async_wait(asio::redirect_error(asio::use_awaitable, ec));
         ec.clear();
       }
     }
@@ -256,7 +257,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
     if (ended_) return;
     ended_ = true;
     for (auto& socket : sockets_) close_socket(socket);
-    for (auto& timer : shapers_) timer.cancel();
+    for (auto& timer : pauses_) timer.cancel();
     idle_.cancel();
     spdlog::info("proxy65 {}: relay ended ({}): {} bytes one way, {} the other", description_, reason, bytes_[0],
                  bytes_[1]);
@@ -267,7 +268,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
   std::shared_ptr<Proxy::State> state_;
   asio::any_io_executor executor_;
   std::array<tcp::socket, 2> sockets_;
-  std::array<asio::steady_timer, 2> shapers_;
+  std::array<asio::steady_timer, 2> pauses_;
   asio::steady_timer idle_;
   const std::string description_;
   std::array<std::uint64_t, 2> bytes_{};
@@ -283,7 +284,10 @@ Task<void> Proxy::State::accept_loop(std::shared_ptr<State> self) {
     tcp::socket socket = co_await acceptor.async_accept(shard, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
+      // Out of descriptors or memory: retrying at once would spin.
       spdlog::warn("proxy65: accept failed: {}", ec.message());
+      asio::steady_timer backoff(acceptor.get_executor(), accept_backoff);
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
