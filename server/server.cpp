@@ -218,7 +218,7 @@ struct Server::Impl {
       const auto settings = proxy65_settings(config);
       try {
         proxy65 = std::make_unique<components::proxy65::Proxy>(shard_pointers, router, settings);
-      } catch (const std::system_error& e) {
+      } catch (const boost::system::system_error& e) {
         throw std::runtime_error("cannot listen on " + settings.address + ":" + std::to_string(settings.port) +
                                  " (proxy65): " + e.code().message());
       }

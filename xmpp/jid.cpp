@@ -5,6 +5,7 @@
 #include <stringprep.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 namespace parley::xmpp {
@@ -102,6 +103,41 @@ bool valid_domain_labels(std::string_view domain) {
   return !label_empty;
 }
 
+// Bytes each profile leaves as they are and accepts. A part made only of
+// them, within the length limit (and for a domain, with no empty label), is
+// already prepared: copying it gives exactly what nodeprep, nameprep or
+// resourceprep would, without their intermediate strings. That is what
+// almost every JID on the wire looks like.
+struct PreparedBytes {
+  std::array<bool, 256> local{};
+  std::array<bool, 256> domain{};
+  std::array<bool, 256> resource{};
+};
+
+constexpr PreparedBytes make_prepared_bytes() {
+  PreparedBytes table;
+  constexpr std::string_view local_prohibited = "\"&'/:<>@";
+  for (int c = 0x20; c < 0x7f; ++c) {
+    const bool upper = c >= 'A' && c <= 'Z';
+    table.resource[c] = true;
+    table.local[c] = c != ' ' && !upper && local_prohibited.find(static_cast<char>(c)) == std::string_view::npos;
+    table.domain[c] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+  }
+  return table;
+}
+
+constexpr PreparedBytes prepared_bytes = make_prepared_bytes();
+
+bool already_prepared(std::string_view part, const std::array<bool, 256>& allowed) {
+  if (part.empty() || part.size() > max_part_bytes) return false;
+  return std::all_of(part.begin(), part.end(), [&](char c) { return allowed[static_cast<unsigned char>(c)]; });
+}
+
+bool already_prepared_domain(std::string_view domain) {
+  return already_prepared(domain, prepared_bytes.domain) && domain.front() != '.' && domain.back() != '.' &&
+         domain.find("..") == std::string_view::npos;
+}
+
 }  // namespace
 
 std::optional<std::string> nodeprep(std::string_view local) {
@@ -128,15 +164,23 @@ std::optional<std::string> nameprep(std::string_view domain) {
 std::optional<Jid> Jid::from_parts(std::string_view local, std::string_view domain,
                                    std::string_view resource) {
   Jid jid;
-  if (!local.empty()) {
+  if (already_prepared(local, prepared_bytes.local)) {
+    jid.local_.assign(local);
+  } else if (!local.empty()) {
     std::optional<std::string> prepared = nodeprep(local);
     if (!prepared) return std::nullopt;
     jid.local_ = std::move(*prepared);
   }
-  std::optional<std::string> prepared_domain = nameprep(domain);
-  if (!prepared_domain) return std::nullopt;
-  jid.domain_ = std::move(*prepared_domain);
-  if (!resource.empty()) {
+  if (already_prepared_domain(domain)) {
+    jid.domain_.assign(domain);
+  } else {
+    std::optional<std::string> prepared_domain = nameprep(domain);
+    if (!prepared_domain) return std::nullopt;
+    jid.domain_ = std::move(*prepared_domain);
+  }
+  if (already_prepared(resource, prepared_bytes.resource)) {
+    jid.resource_.assign(resource);
+  } else if (!resource.empty()) {
     std::optional<std::string> prepared = resourceprep(resource);
     if (!prepared) return std::nullopt;
     jid.resource_ = std::move(*prepared);

@@ -209,6 +209,61 @@ TEST(Jid, AsciiPreparationMatchesLibidn) {
   }
 }
 
+// from_parts copies parts that are already prepared; whatever it returns
+// must be exactly what the part functions give, for every byte in every
+// position and at the length limit.
+std::optional<Jid> through_part_functions(std::string_view local, std::string_view domain,
+                                          std::string_view resource) {
+  std::optional<std::string> prepared_local = local.empty() ? std::optional<std::string>("") : nodeprep(local);
+  std::optional<std::string> prepared_domain = nameprep(domain);
+  std::optional<std::string> prepared_resource =
+      resource.empty() ? std::optional<std::string>("") : resourceprep(resource);
+  if (!prepared_local || !prepared_domain || !prepared_resource) return std::nullopt;
+  std::string text = prepared_local->empty() ? *prepared_domain : *prepared_local + "@" + *prepared_domain;
+  if (!prepared_resource->empty()) text += "/" + *prepared_resource;
+  std::optional<Jid> jid = Jid::parse(text);
+  EXPECT_TRUE(jid.has_value()) << text;
+  if (jid) {
+    EXPECT_EQ(jid->local(), *prepared_local);
+    EXPECT_EQ(jid->domain(), *prepared_domain);
+    EXPECT_EQ(jid->resource(), *prepared_resource);
+  }
+  return jid;
+}
+
+TEST(Jid, PreparedPartsGiveWhatThePartFunctionsGive) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const std::string c(1, static_cast<char>(byte));
+    SCOPED_TRACE(byte);
+    for (const std::string& part : {"ab" + c + "z", c + "ab", "ab" + c, c}) {
+      EXPECT_EQ(Jid::from_parts(part, "example.com", "desk"), through_part_functions(part, "example.com", "desk"));
+      EXPECT_EQ(Jid::from_parts("user", part, "desk"), through_part_functions("user", part, "desk"));
+      EXPECT_EQ(Jid::from_parts("user", "a." + part, "desk"), through_part_functions("user", "a." + part, "desk"));
+      EXPECT_EQ(Jid::from_parts("user", "example.com", part), through_part_functions("user", "example.com", part));
+    }
+  }
+}
+
+TEST(Jid, PreparedPartEdges) {
+  const std::string longest(1023, 'a');
+  const std::string too_long(1024, 'a');
+  EXPECT_EQ(Jid::from_parts(longest, "example.com", longest)->local(), longest);
+  EXPECT_EQ(Jid::from_parts(too_long, "example.com"), std::nullopt);
+  EXPECT_EQ(Jid::from_parts("user", "example.com", too_long), std::nullopt);
+  EXPECT_EQ(Jid::from_parts("user", longest + ".b"), std::nullopt);
+  EXPECT_EQ(Jid::parse("user@example.com.")->domain(), "example.com");
+  EXPECT_EQ(Jid::parse("user@.example.com"), std::nullopt);
+  EXPECT_EQ(Jid::parse("user@example..com"), std::nullopt);
+  EXPECT_EQ(Jid::parse("user@."), std::nullopt);
+  EXPECT_EQ(Jid::parse("User@Example.com/Desk")->str(), "user@example.com/Desk");
+  EXPECT_EQ(Jid::parse("user@example.com/a b")->resource(), "a b");
+  EXPECT_EQ(Jid::parse("user@example.com/a\x7f"), std::nullopt);
+  EXPECT_EQ(Jid::parse("us\x7f" "er@example.com"), std::nullopt);
+  EXPECT_EQ(Jid::parse("us er@example.com"), std::nullopt);
+  EXPECT_EQ(Jid::parse("user@[::1]/r")->domain(), "[::1]");
+  EXPECT_EQ(Jid::parse("user@exa_mple-1.com/r")->domain(), "exa_mple-1.com");
+}
+
 TEST(Jid, PartFunctions) {
   EXPECT_EQ(nodeprep("User"), "user");
   EXPECT_EQ(nodeprep(""), std::nullopt);
