@@ -40,7 +40,7 @@ class Proxy {
  public:
   // Routes every domain in settings.domains here and lists it in disco#items.
   // Call before any traffic, with every host already added to the router.
-  // Binds the listener: throws std::system_error when it cannot.
+  // Binds the listener: throws boost::system::system_error when it cannot.
   Proxy(std::vector<boost::asio::io_context*> shards, router::Router& router, Settings settings);
   // Destroy it once the shards no longer run and before they are destroyed:
   // it closes the listener and the connections still waiting right away,

@@ -295,6 +295,25 @@ TEST_F(ProxyTest, RelaysOnASingleShard) {
   EXPECT_EQ(requester->read_to_end(), "thanks");
 }
 
+TEST_F(ProxyTest, BytesSentBeforeActivationArriveAfterIt) {
+  start();
+  const auto hash = stream_hash("sid-early", "alice@localhost/a", "bob@localhost/b");
+  SocksClient target(proxy_->port()), requester(proxy_->port());
+  EXPECT_EQ(target.negotiate(hash), success(hash));
+  EXPECT_EQ(requester.negotiate(hash), success(hash));
+  requester.send("sent too early");
+  EXPECT_EQ(activate("sid-early", "bob@localhost/b").attr("type"), "result");
+  EXPECT_EQ(target.read(14), "sent too early");
+}
+
+TEST_F(ProxyTest, AnAddressInUseIsReported) {
+  start();
+  Settings settings;
+  settings.domains = {"proxy2.localhost"};
+  settings.port = proxy_->port();
+  EXPECT_THROW(Proxy(std::vector<asio::io_context*>{&shards_[0]}, router_, settings), boost::system::system_error);
+}
+
 TEST_F(ProxyTest, ClosingOneSideClosesTheOther) {
   start();
   auto [target, requester] = activated_pair("sid-close");
