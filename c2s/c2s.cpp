@@ -400,7 +400,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     if (auto* open = std::get_if<xml::StreamOpen>(&event)) {
       co_await on_stream_open(open->header);
     } else if (auto* element = std::get_if<xml::StreamElement>(&event)) {
-      co_await on_element(std::move(*element));
+      co_await on_element(*element);
     } else {
       spdlog::debug("c2s {}: peer closed its stream", id_);
       end_stream({});
@@ -470,7 +470,9 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     return features;
   }
 
-  Task<void> on_element(xml::Element element) {
+  // The element lives in the read loop's parse result until this returns,
+  // so it is passed down by reference and moved only where it is kept.
+  Task<void> on_element(xml::Element& element) {
     switch (state_) {
       case State::connected:
         if (element.is("starttls", ns_tls)) {
@@ -503,7 +505,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         }
         co_return;
       case State::bound:
-        co_await on_bound_element(std::move(element));
+        co_await on_bound_element(element);
         co_return;
       case State::closed:
         co_return;
@@ -657,7 +659,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     for (const auto& stanza : std::exchange(held_while_resuming_, {})) send(stanza);
   }
 
-  Task<void> on_bound_element(xml::Element element) {
+  Task<void> on_bound_element(xml::Element& element) {
     if (element.ns() == ns_sm) {
       on_stream_management(element);
       co_return;

@@ -7,7 +7,6 @@
 #include <new>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace parley::xml {
@@ -210,10 +209,10 @@ struct StreamParser::Impl {
       fail("invalid-namespace");
       return;
     }
-    Element element(std::string(qname.local),
-                    qname.ns == content_ns ? std::string(ns_client) : std::string(qname.ns));
+    // Built where it stays while open rather than built and moved there.
+    Element& element = open.emplace_back(std::string(qname.local),
+                                         qname.ns == content_ns ? std::string(ns_client) : std::string(qname.ns));
     copy_attributes(element, attributes);
-    open.push_back(std::move(element));
   }
 
   // Attributes in the XML namespace keep their "xml:" name. An attribute in
@@ -222,7 +221,13 @@ struct StreamParser::Impl {
   // before its first use, so that serialising the element writes a
   // namespace-well-formed equivalent of what the peer sent.
   static void copy_attributes(Element& element, const XML_Char** attributes) {
-    std::unordered_map<std::string_view, std::size_t> prefix_numbers;
+    std::size_t count = 0;
+    while (attributes[2 * count]) ++count;
+    if (count == 0) return;
+    element.reserve_attributes(count);
+    // Namespaces of prefixed attributes, in order of first use: rare, so a
+    // vector searched in line (no allocation unless one occurs).
+    std::vector<std::string_view> prefixed_namespaces;
     for (const XML_Char** pair = attributes; pair[0]; pair += 2) {
       QualifiedName qname = split_name(pair[0]);
       if (qname.ns.empty()) {
@@ -233,9 +238,13 @@ struct StreamParser::Impl {
         element.add_attr("xml:" + std::string(qname.local), pair[1]);
         continue;
       }
-      auto [number, first_use] = prefix_numbers.try_emplace(qname.ns, prefix_numbers.size());
-      std::string prefix = "ns" + std::to_string(number->second);
-      if (first_use) element.add_attr("xmlns:" + prefix, std::string(qname.ns));
+      auto known = std::find(prefixed_namespaces.begin(), prefixed_namespaces.end(), qname.ns);
+      const std::size_t number = static_cast<std::size_t>(known - prefixed_namespaces.begin());
+      std::string prefix = "ns" + std::to_string(number);
+      if (known == prefixed_namespaces.end()) {
+        prefixed_namespaces.push_back(qname.ns);
+        element.add_attr("xmlns:" + prefix, std::string(qname.ns));
+      }
       element.add_attr(prefix + ':' + std::string(qname.local), pair[1]);
     }
   }
@@ -250,14 +259,14 @@ struct StreamParser::Impl {
       return;
     }
     if (!impl.within_limit()) return;
-    Element element = std::move(impl.open.back());
-    impl.open.pop_back();
-    if (impl.open.empty()) {
+    // Moved once, straight to where it belongs.
+    if (impl.open.size() == 1) {
       impl.item_start = impl.event_end();
-      impl.events->push_back(std::move(element));
+      impl.events->push_back(std::move(impl.open.back()));
     } else {
-      impl.open.back().add_child(std::move(element));
+      impl.open[impl.open.size() - 2].add_child(std::move(impl.open.back()));
     }
+    impl.open.pop_back();
   }
 
   static void on_text(void* user, const XML_Char* text, int length) {

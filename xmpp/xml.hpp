@@ -47,6 +47,7 @@ class Element {
   // Appends without looking for one of the same name, for callers whose names
   // are already known to be unique (the parser: expat refuses duplicates).
   Element& add_attr(std::string name, std::string value);
+  void reserve_attributes(std::size_t count) { attrs_.reserve(count); }
   void remove_attr(std::string_view name);
   const std::vector<Attribute>& attributes() const { return attrs_; }
 
