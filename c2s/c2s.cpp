@@ -173,7 +173,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
 
   void send(const xml::Element& element) {
     std::string data = xml::serialize(element);
-    if (is_stanza(element)) sm_.sent(data);
+    if (sm_.enabled() && is_stanza(element)) sm_.sent(data);
     if (!detached_) send_raw(std::move(data));
   }
 
@@ -400,7 +400,15 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     if (auto* open = std::get_if<xml::StreamOpen>(&event)) {
       co_await on_stream_open(open->header);
     } else if (auto* element = std::get_if<xml::StreamElement>(&event)) {
-      co_await on_element(*element);
+      // Stanzas of a bound stream, nearly all traffic, go to the router
+      // without a coroutine frame for on_element in between.
+      if (state_ == State::bound) {
+        if (accept_bound_element(*element)) {
+          co_await services_.router.process_from_client(std::move(*element), jid_, shared_from_this());
+        }
+      } else {
+        co_await on_element(*element);
+      }
     } else {
       spdlog::debug("c2s {}: peer closed its stream", id_);
       end_stream({});
@@ -505,7 +513,9 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         }
         co_return;
       case State::bound:
-        co_await on_bound_element(element);
+        if (accept_bound_element(element)) {
+          co_await services_.router.process_from_client(std::move(element), jid_, shared_from_this());
+        }
         co_return;
       case State::closed:
         co_return;
@@ -659,28 +669,31 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     for (const auto& stanza : std::exchange(held_while_resuming_, {})) send(stanza);
   }
 
-  Task<void> on_bound_element(xml::Element& element) {
+  // What a bound stream sends: everything that is not routed is handled
+  // here without suspending. True when the element is a stanza to route.
+  bool accept_bound_element(const xml::Element& element) {
     if (element.ns() == ns_sm) {
       on_stream_management(element);
-      co_return;
+      return false;
     }
     if (!is_stanza(element)) {
       end_stream("unsupported-stanza-type");
-      co_return;
+      return false;
     }
     if (const std::string* from = element.find_attr("from")) {
       auto claimed = xmpp::Jid::parse(*from);
-      if (!claimed || !(*claimed == jid_ || *claimed == jid_.bare())) {
+      if (!claimed || !(claimed->local() == jid_.local() && claimed->domain() == jid_.domain() &&
+                        (claimed->resource().empty() || claimed->resource() == jid_.resource()))) {
         end_stream("invalid-from", "'from' must be your own address");
-        co_return;
+        return false;
       }
     }
     sm_.count_inbound();
     if (element.name() == "iq" && element.child("session", ns_session) && element.attr("type") == "set") {
       send(xmpp::iq_result(element));
-      co_return;
+      return false;
     }
-    co_await services_.router.process_from_client(std::move(element), jid_, shared_from_this());
+    return true;
   }
 
   // --- timers -------------------------------------------------------------

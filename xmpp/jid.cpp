@@ -235,11 +235,16 @@ std::string Jid::bare_str() const {
 }
 
 std::string Jid::str() const {
-  std::string text = bare_str();
-  if (!resource_.empty()) {
-    text += '/';
-    text += resource_;
+  if (resource_.empty()) return bare_str();
+  std::string text;
+  text.reserve(local_.size() + 1 + domain_.size() + 1 + resource_.size());
+  if (!local_.empty()) {
+    text += local_;
+    text += '@';
   }
+  text += domain_;
+  text += '/';
+  text += resource_;
   return text;
 }
 

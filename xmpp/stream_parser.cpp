@@ -224,7 +224,8 @@ struct StreamParser::Impl {
     std::size_t count = 0;
     while (attributes[2 * count]) ++count;
     if (count == 0) return;
-    element.reserve_attributes(count);
+    // One more for the 'from' the router stamps on every stanza.
+    element.reserve_attributes(count + 1);
     // Namespaces of prefixed attributes, in order of first use: rare, so a
     // vector searched in line (no allocation unless one occurs).
     std::vector<std::string_view> prefixed_namespaces;
