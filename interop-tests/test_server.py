@@ -3,10 +3,12 @@
 import datetime
 import hashlib
 import signal
+import socket
+import subprocess
 import time
 import unittest
 
-from harness import (NS_DELAY, NS_ROSTER, PASSWORDS, STEP_TIMEOUT, Server, ServerTestCase,
+from harness import (LOOPBACK, NS_DELAY, NS_ROSTER, PASSWORDS, STEP_TIMEOUT, Server, ServerTestCase,
                      certificate_fingerprint, issue_certificate, qname, stanza_error_condition,
                      to_text)
 
@@ -227,6 +229,17 @@ class ParleyctlOffline(unittest.TestCase):
                 result = self.server.ctl(*command)
                 self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
                 self.assertTrue(result.stderr.strip(), "say why on stderr")
+
+    def test_a_taken_port_is_named_in_one_line(self):
+        for mode in self.server.LISTENER_MODES:
+            with self.subTest(listener=mode), socket.socket() as squatter:
+                squatter.bind((LOOPBACK, self.server.ports[mode]))
+                squatter.listen()
+                result = subprocess.run([self.server.parleyd, "--config", str(self.server.config_path)],
+                                        capture_output=True, text=True, timeout=STEP_TIMEOUT)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(f"cannot listen on {LOOPBACK}:{self.server.ports[mode]}: Address already in use",
+                              result.stdout + result.stderr)
 
     def test_check_config_reports_file_and_line(self):
         good = self.server.ctl("check-config")

@@ -9,9 +9,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "c2s/c2s.hpp"
@@ -160,6 +164,24 @@ http::UploadLimits upload_limits(const UploadConfig& upload) {
   return limits;
 }
 
+// Runs 'bind'; an address that cannot be bound becomes one line naming it.
+// Asio throws boost::system::system_error, the standard library
+// std::system_error: both mean the same to the operator.
+template <class Bind>
+void bind_listener(const std::string& address, std::uint16_t port, std::string_view what, Bind&& bind) {
+  const auto explain = [&](const std::string& reason) {
+    return std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + std::string(what) + ": " +
+                              reason);
+  };
+  try {
+    bind();
+  } catch (const boost::system::system_error& e) {
+    throw explain(e.code().message());
+  } catch (const std::system_error& e) {
+    throw explain(e.code().message());
+  }
+}
+
 std::string s2s_line(const s2s::ConnectionInfo& c) {
   const auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
   return c.direction + '\t' + dash(c.local_domain) + '\t' + dash(c.peer_domain) + '\t' + c.auth + '\t' +
@@ -216,49 +238,24 @@ struct Server::Impl {
                                                        component_settings(config.limits));
     if (config.proxy65) {
       const auto settings = proxy65_settings(config);
-      try {
+      bind_listener(settings.address, settings.port, " (proxy65)", [&] {
         proxy65 = std::make_unique<components::proxy65::Proxy>(shard_pointers, router, settings);
-      } catch (const boost::system::system_error& e) {
-        throw std::runtime_error("cannot listen on " + settings.address + ":" + std::to_string(settings.port) +
-                                 " (proxy65): " + e.code().message());
-      }
+      });
     }
     for (const auto& listener : config.listeners) {
-      if (listener.module == "component") {
-        try {
+      bind_listener(listener.address, listener.port, "", [&] {
+        if (listener.module == "component") {
           components->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
-        } catch (const std::system_error& e) {
-          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
-                                   ": " + e.code().message());
-        }
-        continue;
-      }
-      if (listener.module == "http") {
-        try {
+        } else if (listener.module == "http") {
           http_servers.push_back(std::make_unique<http::Server>(shard_pointers, listener.address, listener.port,
                                                                 http_settings(listener)));
-        } catch (const std::system_error& e) {
-          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
-                                   ": " + e.code().message());
-        }
-        continue;
-      }
-      if (listener.module == "s2s") {
-        try {
+        } else if (listener.module == "s2s") {
           s2s->add_listener(listener.address, listener.port, listener.tls == TlsMode::direct);
-        } catch (const std::system_error& e) {
-          throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
-                                   ": " + e.code().message());
+        } else {
+          listeners.push_back(std::make_unique<c2s::Listener>(shard_pointers, listener.address, listener.port,
+                                                              c2s_settings(listener, config.limits), services));
         }
-        continue;
-      }
-      try {
-        listeners.push_back(std::make_unique<c2s::Listener>(shard_pointers, listener.address, listener.port,
-                                                            c2s_settings(listener, config.limits), services));
-      } catch (const std::system_error& e) {
-        throw std::runtime_error("cannot listen on " + listener.address + ":" + std::to_string(listener.port) +
-                                 ": " + e.code().message());
-      }
+      });
     }
     if (config.upload) start_upload();
     admin = std::make_unique<admin::AdminServer>(shards.front(), config.admin_socket, router, *storage, workers,
