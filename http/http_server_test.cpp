@@ -12,6 +12,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +154,42 @@ class HttpServerTest : public ::testing::Test {
   std::thread thread;
   std::vector<bool> finished;  // touched only on the server's thread, read after the response
 };
+
+// parleyd destroys its shards in order after the servers: a connection frame
+// kept by a later shard must not be what releases the handlers (here: a timer
+// of the first shard, as the upload service holds) or the acceptor.
+TEST(HttpServerShutdown, ShardsMayBeDestroyedInAnyOrderAfterTheServer) {
+  auto first = std::make_unique<asio::io_context>();
+  auto second = std::make_unique<asio::io_context>();
+  auto server =
+      std::make_unique<Server>(std::vector<asio::io_context*>{first.get(), second.get()}, "127.0.0.1", 0, Settings{});
+  auto first_shard_timer = std::make_shared<asio::steady_timer>(*first);
+  server->route("/", [first_shard_timer](const Request&) { return Decision{Response::text(200, "ok"), std::nullopt}; });
+  first_shard_timer.reset();
+  server->start();
+  auto first_work = asio::make_work_guard(*first);
+  auto second_work = asio::make_work_guard(*second);
+  std::thread first_thread([&] { first->run(); });
+  std::thread second_thread([&] { second->run(); });
+  asio::io_context client_io;
+  std::vector<tcp::socket> sockets;
+  for (int i = 0; i < 2; ++i) {  // round robin: one connection per shard
+    auto& socket = sockets.emplace_back(client_io);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server->port()));
+    Client client(socket);
+    client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(client.read().status, 200u);  // served: the connection waits for its next request
+  }
+  first_work.reset();
+  second_work.reset();
+  first->stop();
+  second->stop();
+  first_thread.join();
+  second_thread.join();
+  server.reset();
+  first.reset();
+  second.reset();
+}
 
 TEST(PercentEncoding, DecodesAndRefusesMalformedEscapes) {
   EXPECT_EQ(percent_decode("/a%20b/%C3%A9"), "/a b/\xc3\xa9");
