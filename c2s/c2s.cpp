@@ -24,6 +24,7 @@
 #include "xmpp/errors.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/sasl.hpp"
+#include "xmpp/shaper.hpp"
 #include "xmpp/stream_parser.hpp"
 
 namespace parley::c2s {
@@ -117,7 +118,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
         drained_(executor_),
         watchdog_(executor_),
         throttle_(executor_),
-        tokens_(static_cast<double>(settings_.burst)) {}
+        shaper_(settings_.rate, settings_.burst) {}
 
   void start() {
     auto self = shared_from_this();
@@ -282,17 +283,12 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
                                 asio::use_awaitable);
   }
 
-  // Token bucket: sleeping before the next read slows the peer through TCP
-  // flow control instead of buffering its excess.
+  // Sleeping before the next read slows the peer through TCP flow control
+  // instead of buffering its excess.
   Task<void> shape(std::size_t bytes) {
-    const auto now = Clock::now();
-    const double elapsed = std::chrono::duration<double>(now - last_refill_).count();
-    last_refill_ = now;
-    tokens_ = std::min(static_cast<double>(settings_.burst), tokens_ + elapsed * static_cast<double>(settings_.rate));
-    tokens_ -= static_cast<double>(bytes);
-    if (tokens_ >= 0) co_return;
-    const auto wait = std::chrono::duration<double>(-tokens_ / static_cast<double>(settings_.rate));
-    throttle_.expires_after(std::chrono::duration_cast<Clock::duration>(wait));
+    const auto pause = shaper_.take(bytes);
+    if (pause <= Clock::duration::zero()) co_return;
+    throttle_.expires_after(pause);
     boost::system::error_code ec;
     co_await throttle_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -766,8 +762,7 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   asio::steady_timer throttle_;
   Clock::time_point last_read_ = Clock::now();
   Clock::time_point last_write_ = Clock::now();
-  Clock::time_point last_refill_ = Clock::now();
-  double tokens_;
+  xmpp::Shaper shaper_;
 
   mutable std::mutex tls_info_mutex_;
   std::string tls_version_;
