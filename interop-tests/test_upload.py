@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import io
 import os
+import signal
 import socket
 import ssl
 import unittest
@@ -19,7 +20,8 @@ import xml.etree.ElementTree as ET
 import aiohttp.connector
 from slixmpp.exceptions import IqError
 
-from harness import DOMAIN, LOOPBACK, STEP_TIMEOUT, Server, ServerTestCase, free_port
+from harness import (DOMAIN, LOOPBACK, STEP_TIMEOUT, Server, ServerTestCase, certificate_fingerprint,
+                     free_port, issue_certificate)
 
 NS_UPLOAD = "urn:xmpp:http:upload:0"
 NS_DATA_FORMS = "jabber:x:data"
@@ -277,6 +279,22 @@ class Upload(UploadTestCase):
         self.assertTrue(headers["content-disposition"].startswith("attachment;"))
         # A slot granted before the restart still takes its PUT (the secret is kept on disk).
         self.assertEqual(await asyncio.to_thread(self.put, pending, b"0123456789"), 201)
+
+
+    async def test_sighup_gives_the_https_listener_the_new_certificate(self):
+        def served_fingerprint():
+            with socket.create_connection((LOOPBACK, self.server.http_port),
+                                          timeout=STEP_TIMEOUT) as plain:
+                with self.tls_context().wrap_socket(plain, server_hostname=DOMAIN) as tls:
+                    return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+        self.assertEqual(await asyncio.to_thread(served_fingerprint),
+                         certificate_fingerprint(self.server.cert))
+        issue_certificate(self.server.workdir, self.server.domain)
+        mark = self.server.log_mark()
+        self.server.process.send_signal(signal.SIGHUP)
+        await asyncio.to_thread(self.server.wait_for_log, "certificates reloaded", mark)
+        self.assertEqual(await asyncio.to_thread(served_fingerprint),
+                         certificate_fingerprint(self.server.cert))
 
 
 class Expiry(UploadTestCase):
