@@ -22,8 +22,11 @@ constexpr char namespace_separator = '\x01';
 // (serialisation, comparison, destruction) recurses once per level.
 constexpr std::size_t max_nesting = 256;
 
-// The largest slice handed to expat at once (its length parameter is an int).
-constexpr std::size_t max_slice = std::size_t{1} << 30;
+// The largest slice handed to expat at once. Expat copies what it is fed
+// into a buffer of its own that only ever grows (to the next power of two
+// above the largest slice): slices this small keep that buffer at a few KiB
+// per connection however large the reads that fill the caller's buffer.
+constexpr std::size_t max_slice = 4096;
 
 struct QualifiedName {
   std::string_view ns;

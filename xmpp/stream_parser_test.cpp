@@ -136,6 +136,29 @@ TEST(StreamParser, ByteByByteFeedingGivesTheSameEvents) {
   }
 }
 
+// The parser hands expat large input in slices: stanzas, text and
+// attribute values across the slice boundaries must come out whole.
+TEST(StreamParser, LargeFeedsGiveTheSameEventsAsSmallOnes) {
+  std::string body;
+  for (int i = 0; i < 300; ++i) {
+    body += "<message to='user" + std::to_string(i) + "@example.com/r' id='" + std::string(40, 'i') + "'><body>" +
+            std::string(static_cast<std::size_t>(i * 13 % 97), 'x') + "&amp;</body></message>";
+  }
+  body += "<message><body>" + std::string(50000, 'y') + "</body></message>";
+  body += "<iq type='set' id='" + std::string(9000, 'a') + "'><query xmlns='jabber:iq:roster'/></iq>";
+  const std::string stream = client_stream(body);
+  StreamParser whole{std::string(ns_client)};
+  FeedResult expected = whole.feed(stream);
+  ASSERT_EQ(expected.error, "");
+  ASSERT_EQ(expected.events.size(), 303u);
+  EXPECT_EQ(element_at(expected, 301).child_text("body", ns_client), std::string(50000, 'y'));
+  EXPECT_EQ(element_at(expected, 302).attr("id"), std::string(9000, 'a'));
+  StreamParser parser{std::string(ns_client)};
+  FeedResult chunked = feed_in_chunks(parser, stream, 100);
+  EXPECT_EQ(chunked.error, "");
+  EXPECT_TRUE(same_events(chunked.events, expected.events));
+}
+
 TEST(StreamParser, HeaderIsReportedAsSoonAsItsTagEnds) {
   StreamParser parser{std::string(ns_client)};
   FeedResult before = feed_in_chunks(parser, client_open.substr(0, client_open.size() - 1), 1);
