@@ -37,7 +37,13 @@ if [[ -n "${QUICK:-}" ]]; then
 fi
 PASSWORD=bench-password
 SERVER_CORE=0
-BENCH_CORE=1
+# parley-bench runs on every other core; the flat-out chat runs start one
+# generator process per such core (CHAT_PROCESSES), each with its share of
+# the pairs, so that on a larger machine the generator is not what limits
+# them. On 2 cores that is one process: see docs/performance.md.
+BENCH_CORES=${BENCH_CORES:-$(seq -s, 1 $(($(nproc) - 1)))}
+BENCH_CORES=${BENCH_CORES:-0}
+CHAT_PROCESSES=${CHAT_PROCESSES:-$(tr ',' '\n' <<<"$BENCH_CORES" | wc -l)}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -49,6 +55,7 @@ install_missing() {
   command -v prosody >/dev/null || wanted+=(prosody)
   command -v gnuplot >/dev/null || wanted+=(gnuplot-nox)
   command -v taskset >/dev/null || wanted+=(util-linux)
+  command -v ss >/dev/null || wanted+=(iproute2)
   if ((${#wanted[@]})); then
     log "installing ${wanted[*]}"
     apt-get update -qq
@@ -84,6 +91,12 @@ fill() {  # fill TEMPLATE OUTPUT: replaces @WORK@, @PORT@, @DIST_PORT@
   sed -e "s|@WORK@|$work_dir|g" -e "s|@PORT@|$PORT|g" -e "s|@DIST_PORT@|$((PORT + 1))|g" "$1" >"$2"
 }
 
+# The process that listens on the c2s port: the one whose memory and CPU are
+# measured (for ejabberd the beam.smp of the node, whatever wrapper started it).
+listener_pid() {
+  ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
 wait_for_port() {
   local deadline=$((SECONDS + 120))
   until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -97,6 +110,12 @@ wait_for_port() {
     fi
     sleep 0.2
   done
+  local listener
+  listener=$(listener_pid)
+  if [[ -n "$listener" && "$listener" != "$server_pid" ]]; then
+    server_pid=$listener
+    [[ " $stop_pids " == *" $listener "* ]] || stop_pids="$listener $stop_pids"
+  fi
 }
 
 # --- servers: each sets server_pid (the process measured) and stop_pids -----------
@@ -133,17 +152,11 @@ start_ejabberd() {
     setpriv --reuid=ejabberd --regid=ejabberd --init-groups ejabberdctl --config-dir "$work_dir" --config "$work_dir/ejabberd.yml" \
     --ctl-config "$work_dir/ejabberdctl.cfg" --spool "$work_dir/spool" --logs "$work_dir/logs" \
     --node "parleybench@localhost" foreground >"$work_dir/server.log" 2>&1 &
-  stop_pids=$!
-  local deadline=$((SECONDS + 60))
-  server_pid=
-  while [[ -z "$server_pid" ]] && ((SECONDS < deadline)); do
-    local pid
-    for pid in $(pgrep -f -- "-sname parleybench@localhost" || true); do
-      [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == beam.smp ]] && server_pid=$pid
-    done
-    [[ -n "$server_pid" ]] || sleep 0.2
-  done
-  stop_pids="$server_pid $stop_pids"
+  # wait_for_port replaces this with the beam.smp that listens on the port
+  # (by PID from ss): looking the node up by name found a process of the
+  # previous node after a restart, whose RSS was 1 MiB.
+  server_pid=$!
+  stop_pids=$server_pid
 }
 
 stop_server() {
@@ -165,7 +178,7 @@ bench() {
   local server=$1 case_name=$2 run=$3
   shift 3
   local output
-  output=$(taskset -c "$BENCH_CORE" build/release/bench/parley-bench "$@" --port "$PORT" \
+  output=$(taskset -c "$BENCH_CORES" build/release/bench/parley-bench "$@" --port "$PORT" \
     --domain localhost --password "$PASSWORD" --server-pid "$server_pid" --label "$server/$case_name/$run" \
     --timeout 600 2>&1) || true
   printf '%s\n' "$output" | grep -v '^{' >&2 || true
@@ -173,6 +186,53 @@ bench() {
   json=$(printf '%s\n' "$output" | grep '^{' | tail -1)
   [[ -n "$json" ]] || json='{"error":"no summary"}'
   printf '{"server":"%s","case":"%s","run":%s,"result":%s}\n' "$server" "$case_name" "$run" "$json" >>"$results"
+}
+
+# bench_parallel SERVER CASE RUN PAIRS ARGS...: CHAT_PROCESSES chat generators
+# at once, each with its share of the pairs and its own users, merged into
+# one result: rates and counts summed, latency percentiles the worst of the
+# processes, server CPU the largest of their (overlapping) windows.
+bench_parallel() {
+  local server=$1 case_name=$2 run=$3 pairs=$4
+  shift 4
+  local processes=$CHAT_PROCESSES
+  ((processes <= pairs)) || processes=$pairs
+  if ((processes <= 1)); then
+    bench "$server" "$case_name" "$run" chat --pairs "$pairs" "$@"
+    return
+  fi
+  local parts=() generators=() i share first=1 remaining=$pairs
+  for ((i = 0; i < processes; i++)); do
+    share=$((remaining / (processes - i)))
+    parts+=("$(mktemp)")
+    taskset -c "$BENCH_CORES" build/release/bench/parley-bench chat --pairs "$share" --first-user "$first" "$@" \
+      --port "$PORT" --domain localhost --password "$PASSWORD" --server-pid "$server_pid" \
+      --label "$server/$case_name/$run/$i" --timeout 600 >"${parts[i]}" 2>&1 &
+    generators+=($!)
+    first=$((first + 2 * share))
+    remaining=$((remaining - share))
+  done
+  wait "${generators[@]}" || true
+  grep -hv '^{' "${parts[@]}" >&2 || true
+  local merged
+  merged=$(grep -h '^{' "${parts[@]}" | /usr/bin/python3 -c '
+import json, sys
+parts = [json.loads(line) for line in sys.stdin if line.strip()]
+if not parts:
+    print(json.dumps({"error": "no summary"}))
+    sys.exit()
+merged = dict(parts[0])
+for key in ("pairs", "messages_per_second", "sent", "delivered", "lost", "duplicated", "unknown", "reordered",
+            "stanza_errors", "failures"):
+    if any(key in p for p in parts):
+        merged[key] = sum(p.get(key, 0) for p in parts)
+for key in ("latency_us_p50", "latency_us_p95", "latency_us_p99", "latency_us_max", "server_cpu_seconds", "seconds"):
+    if any(key in p for p in parts):
+        merged[key] = max(p.get(key, 0) for p in parts)
+merged["processes"] = len(parts)
+print(json.dumps(merged))')
+  rm -f "${parts[@]}"
+  printf '{"server":"%s","case":"%s","run":%s,"result":%s}\n' "$server" "$case_name" "$run" "$merged" >>"$results"
 }
 
 suite() {
@@ -189,8 +249,8 @@ suite() {
     log "$server: run $run"
     bench "$server" login-tcp "$run" login --sessions "$LOGIN_SESSIONS" --concurrency 100
     bench "$server" login-starttls "$run" login --sessions "$LOGIN_SESSIONS" --concurrency 100 --tls starttls
-    bench "$server" chat-tcp "$run" chat --pairs "$CHAT_PAIRS" --duration "$CHAT_SECONDS" --concurrency 100
-    bench "$server" chat-starttls "$run" chat --pairs "$CHAT_PAIRS" --duration "$CHAT_SECONDS" --concurrency 100 \
+    bench_parallel "$server" chat-tcp "$run" "$CHAT_PAIRS" --duration "$CHAT_SECONDS" --concurrency 100
+    bench_parallel "$server" chat-starttls "$run" "$CHAT_PAIRS" --duration "$CHAT_SECONDS" --concurrency 100 \
       --tls starttls
     bench "$server" chat-common-rate "$run" chat --pairs "$CHAT_PAIRS" --duration "$CHAT_SECONDS" \
       --concurrency 100 --rate "$COMMON_RATE"
