@@ -131,14 +131,31 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
     asio::co_spawn(executor_, watchdog_loop(self), asio::detached);
   }
 
+  // Stanzas wait in an inbox and one post per batch hands them to the
+  // session's shard: a post per stanza cost more than serialising it.
   void deliver(xml::Element stanza) override {
-    asio::post(executor_, [self = shared_from_this(), stanza = std::move(stanza)]() mutable {
-      if (self->resuming_) {
-        self->held_while_resuming_.push_back(std::move(stanza));
-      } else if (!self->finished_) {
-        self->send(stanza);
+    bool first;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      first = inbox_.empty();
+      inbox_.push_back(std::move(stanza));
+    }
+    if (first) asio::post(executor_, [self = shared_from_this()]() { self->take_inbox(); });
+  }
+
+  void take_inbox() {
+    std::vector<xml::Element> stanzas;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      stanzas.swap(inbox_);
+    }
+    for (auto& stanza : stanzas) {
+      if (resuming_) {
+        held_while_resuming_.push_back(std::move(stanza));
+      } else if (!finished_) {
+        send(stanza);
       }
-    });
+    }
   }
 
   void close(std::string condition, std::string text) override {
@@ -763,6 +780,9 @@ class ClientSession : public router::Session, public std::enable_shared_from_thi
   Clock::time_point last_read_ = Clock::now();
   Clock::time_point last_write_ = Clock::now();
   xmpp::Shaper shaper_;
+
+  std::mutex inbox_mutex_;
+  std::vector<xml::Element> inbox_;  // delivered from any thread, not yet taken on this shard
 
   mutable std::mutex tls_info_mutex_;
   std::string tls_version_;
