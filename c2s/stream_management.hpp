@@ -3,10 +3,10 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace parley::c2s {
 
@@ -32,7 +32,7 @@ class StreamManagement {
   // The client's <a h='..'/> (or a resume's h). False when h acknowledges
   // more stanzas than were sent (XEP-0198 §5: a stream error).
   bool acknowledge(std::uint32_t handled);
-  const std::deque<std::string>& unacked() const { return unacked_; }
+  const std::vector<std::string>& unacked() const { return unacked_; }
 
   // 'h' of <a/> and <resume/>: an unsigned 32-bit decimal.
   static std::optional<std::uint32_t> parse_h(std::string_view text);
@@ -43,7 +43,9 @@ class StreamManagement {
   std::string id_;
   std::uint32_t inbound_ = 0;
   std::uint32_t acknowledged_ = 0;     // the client's last h (counts wrap at 2^32)
-  std::deque<std::string> unacked_;    // oldest first
+  // Oldest first. A vector, not a deque: an empty deque allocates, and
+  // every session without stream management would carry one.
+  std::vector<std::string> unacked_;
 };
 
 }  // namespace parley::c2s
